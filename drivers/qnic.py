@@ -1,0 +1,80 @@
+"""QNIC interface: the memory qubits of a node and the operations the RuleSet executor runs on them.
+
+A QNIC is addressed ``<QNICAddress, QubitIndex>`` as in the QRNA paper. Operations are synchronous
+calls; each has a duration (:meth:`QNIC.duration_ps`) that the executor accounts for in its
+schedule. In the lab a QNIC is bound (in YAML) to AWG sequences for gates and emission and to
+time-tagger counting windows for readout; in simulation it acts on exact density matrices.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from enum import Enum
+
+from .instrument import Instrument
+
+
+class Gate(str, Enum):
+    I = "I"
+    X = "X"
+    Y = "Y"
+    Z = "Z"
+    H = "H"
+    S = "S"
+    SDG = "SDG"
+    CNOT = "CNOT"  # control, target
+    CZ = "CZ"
+
+    @property
+    def num_qubits(self) -> int:
+        return 2 if self in (Gate.CNOT, Gate.CZ) else 1
+
+
+class Basis(str, Enum):
+    X = "X"
+    Y = "Y"
+    Z = "Z"
+
+
+class QubitRole(str, Enum):
+    COMMUNICATION = "communication"  # can emit a photon entangled with itself
+    STORAGE = "storage"  # holds a pair after a move; cannot emit
+
+
+class QNIC(Instrument):
+    kind = "qnic"
+
+    @property
+    @abstractmethod
+    def qnic_address(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def num_qubits(self) -> int: ...
+
+    @abstractmethod
+    def role(self, index: int) -> QubitRole: ...
+
+    @abstractmethod
+    def init(self, index: int) -> None:
+        """Reset qubit ``index`` to |0>, breaking any entanglement it had."""
+
+    @abstractmethod
+    def gate(self, gate: Gate, *indices: int) -> None:
+        """Apply ``gate`` to the given qubit indices (control first for two-qubit gates)."""
+
+    @abstractmethod
+    def measure(self, index: int, basis: Basis = Basis.Z) -> int:
+        """Measure in ``basis``; returns 0 (+1 eigenvalue) or 1 (-1 eigenvalue)."""
+
+    @abstractmethod
+    def emit(self, index: int, attempt_id: int) -> None:
+        """Emit a photon entangled with communication qubit ``index`` for attempt ``attempt_id``."""
+
+    @abstractmethod
+    def move(self, source: int, destination: int) -> None:
+        """Transfer the state of ``source`` (communication) into ``destination`` (storage)."""
+
+    @abstractmethod
+    def duration_ps(self, operation: str) -> int:
+        """How long ``operation`` (``init``, a gate name, ``measure``, ``emit``, ``move``) takes."""
