@@ -1,0 +1,1 @@
+"""The `qnode` command. Each subcommand lives in its own module ``cmd_<name>.py``."""
