@@ -1,0 +1,14 @@
+"""Heralding timing layer: herald frames and links, clock synchronisation, the attempt schedule,
+herald and coincidence detection on time-tag streams, and binding heralds to physical qubits.
+
+Modules:
+
+* :mod:`timing.frames` - fixed-size binary herald-link frames and the duplicate/reorder window;
+* :mod:`timing.herald_link` - the dedicated herald link (in-process on the event loop, ZeroMQ);
+* :mod:`timing.clock_sync` - two-way time transfer between a node and its BSA/EPPS station;
+* :mod:`timing.schedule` - the per-link attempt schedule with demand-driven pausing;
+* :mod:`timing.detection` / :mod:`timing.kernels` - herald and SPDC coincidence detection;
+* :mod:`timing.binding` - attempt id -> qubit map and pair-ready events at the end nodes;
+* :mod:`timing.station` - the BSA station service tying detection to herald frames;
+* :mod:`timing.tagfile` - the project's own tag file format (``.npz``).
+"""
