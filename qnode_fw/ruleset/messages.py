@@ -49,7 +49,8 @@ class PurificationResult:
 class SwapResult:
     """TRANSFER notice from swapper ``sender``: the pair ``pair_name`` this receiver holds with the
     swapper is now the pair ``new_pair_name`` with ``new_partner``; apply X^frame_x Z^frame_z.
-    ``fidelity_estimate`` is the swapper's estimate of the new pair."""
+    ``fidelity_estimate`` is the swapper's estimate of the new pair; ``created_ps`` is the creation
+    time of its oldest component, so both ends and later swappers age the pair alike."""
 
     type: ClassVar[str] = "SwapResult"
     ruleset_id: str
@@ -62,11 +63,12 @@ class SwapResult:
     new_partner: NodeAddress
     new_pair_name: PairName
     fidelity_estimate: float
+    created_ps: int
 
     def to_wire(self) -> dict:
         return {**_header(self), "frame": [self.frame_x, self.frame_z],
                 "new_partner": self.new_partner, "new_pair_name": self.new_pair_name.to_wire(),
-                "fidelity_estimate": self.fidelity_estimate}
+                "fidelity_estimate": self.fidelity_estimate, "created_ps": self.created_ps}
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def message_from_wire(data: Any) -> RuleSetMessage:
             return SwapResult(**head, pair_name=_name(raw_name), frame_x=frame[0],
                               frame_z=frame[1], new_partner=_str(data, "new_partner"),
                               new_pair_name=_name(data["new_pair_name"]),
-                              fidelity_estimate=float(fid))
+                              fidelity_estimate=float(fid), created_ps=_int(data, "created_ps"))
         if msg_type == Notice.type:
             return Notice(**head, pair_name=None if raw_name is None else _name(raw_name),
                           text=_str(data, "text"))

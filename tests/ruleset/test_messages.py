@@ -11,11 +11,11 @@ from qnode_fw.ruleset.messages import Notice, PurificationResult, SwapResult, me
 
 def test_swap_result_wire_form_is_exact() -> None:
     msg = SwapResult("rs", 4, 17, "B", PairName("bsa-AB", 1000), 1, 0, "C",
-                     PairName("B", 2500), 0.81)
+                     PairName("B", 2500), 0.81, 900)
     assert msg.to_wire() == {
         "type": "SwapResult", "v": 1, "ruleset_id": "rs", "tag": 4, "seq": 17, "sender": "B",
         "pair_name": ["bsa-AB", 1000], "frame": [1, 0], "new_partner": "C",
-        "new_pair_name": ["B", 2500], "fidelity_estimate": 0.81}
+        "new_pair_name": ["B", 2500], "fidelity_estimate": 0.81, "created_ps": 900}
     assert message_from_wire(msg.to_wire()) == msg
 
 
@@ -37,7 +37,7 @@ def test_purification_result_and_notice_round_trip() -> None:
     ({"fidelity_estimate": 1.5}, "fidelity_estimate"),
 ])
 def test_malformed_messages_name_peer_and_type(patch, words) -> None:
-    wire = SwapResult("rs", 4, 1, "B", PairName("x", 1), 0, 0, "C", PairName("B", 2), 0.5).to_wire()
+    wire = SwapResult("rs", 4, 1, "B", PairName("x", 1), 0, 0, "C", PairName("B", 2), 0.5, 0).to_wire()
     wire.update(patch)
     with pytest.raises(ProtocolError) as info:
         message_from_wire(wire)
