@@ -28,7 +28,6 @@ DRIVER_MODULES: tuple[str, ...] = (
     "drivers.agiltron_switch",
     "drivers.qubitekk_spdc",
     "drivers.thorlabs_pump_oven",
-    "drivers.qnic_lab_binding",
     "sim_backend.instruments",
 )
 OPTIONAL_MODULES = frozenset({"sim_backend.instruments"})
