@@ -1,0 +1,164 @@
+"""Binding heralds to physical qubits at an end node, and the pair-ready event.
+
+When the schedule fires attempt ``k`` the node records which communication qubit emitted
+(:meth:`PairBinder.record_emission`). A herald for attempt ``k`` from the link's heralding node
+then binds exactly that qubit: the pair is named ``<heralding node, herald timestamp>``, its
+partner is the other end of the link, and the Pauli correction comes from the reported Bell state.
+
+Everything is keyed by attempt id and checked against the sender, never matched by arrival order:
+a lost herald leaves its entry to expire (the qubit is released, never held forever), a duplicate
+finds its entry already consumed, a reordered herald still finds its own attempt, and a herald
+from anyone but the heralding node, or for another link, binds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qnode_fw.addresses import NodeAddress, PairName, QubitAddress
+from qnode_fw.bell import BellState, correction_to_phi_plus
+from qnode_fw.clock import Clock
+from qnode_fw.events import PairReady
+from qnode_fw.logs import event
+
+from .frames import Frame, FrameType, Outcome
+from .herald_link import HeraldEndpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PairRecord:
+    """What a node remembers about a heralded pair it holds."""
+
+    name: PairName
+    qubit: QubitAddress
+    partner: NodeAddress
+    bell_state: BellState
+    correction: str   # Pauli this node applies to reach Φ+ ("I" on the end that does not correct)
+    attempt_id: int
+    created_ps: int   # emission time on this node's clock
+    heralded_ps: int  # when the herald arrived here
+
+
+@dataclass(slots=True)
+class BinderStats:
+    bound: int = 0
+    failed: int = 0
+    expired: int = 0
+    unknown_attempt: int = 0
+    wrong_sender: int = 0
+    wrong_link: int = 0
+
+
+@dataclass(slots=True)
+class _Emission:
+    qubit: QubitAddress
+    t_ps: int
+
+
+class PairBinder:
+    """One end node's attempt -> qubit map for one link.
+
+    ``herald_origin`` is the node whose heralds count (the BSA station; the partner itself for
+    the at-source scheme). ``applies_correction`` says whether this end applies the Pauli
+    correction (exactly one end of a link does; by convention the one whose name sorts first).
+    ``release`` is called with a qubit that will not be bound (failed attempt or expiry) so the
+    QNIC registry can free it.
+    """
+
+    def __init__(self, node: NodeAddress, link_name: str, link_id: int, partner: NodeAddress,
+                 herald_origin: NodeAddress, clock: Clock, *,
+                 on_pair_ready: Callable[[PairReady], None],
+                 release: Callable[[QubitAddress], None] | None = None,
+                 expiry_ps: int, fidelity_estimate: float = 0.0,
+                 applies_correction: bool | None = None) -> None:
+        if expiry_ps <= 0:
+            raise ValueError("attempt expiry must be positive")
+        self.node = node
+        self.link_name = link_name
+        self.link_id = link_id
+        self.partner = partner
+        self.herald_origin = herald_origin
+        self.clock = clock
+        self.on_pair_ready = on_pair_ready
+        self.release = release or (lambda q: None)
+        self.expiry_ps = int(expiry_ps)
+        self.fidelity_estimate = fidelity_estimate
+        self.applies_correction = (node < partner) if applies_correction is None else applies_correction
+        self.stats = BinderStats()
+        self.pairs: dict[PairName, PairRecord] = {}
+        # Insertion order is emission order, so expiry pops from the front.
+        self._pending: OrderedDict[int, _Emission] = OrderedDict()
+        self._by_qubit: dict[QubitAddress, int] = {}
+
+    def attach(self, endpoint: HeraldEndpoint) -> None:
+        endpoint.subscribe(FrameType.HERALD, self.on_herald)
+
+    @property
+    def pending(self) -> dict[int, QubitAddress]:
+        return {k: e.qubit for k, e in self._pending.items()}
+
+    def record_emission(self, attempt_id: int, qubit: QubitAddress, t_ps: int | None = None) -> None:
+        """Qubit ``qubit`` emitted for attempt ``attempt_id`` (call before the herald can arrive)."""
+        self.expire()
+        if attempt_id in self._pending:
+            raise ValueError(f"attempt {attempt_id} on {self.link_name} already has qubit "
+                             f"{self._pending[attempt_id].qubit}")
+        other = self._by_qubit.get(qubit)
+        if other is not None:
+            raise ValueError(f"qubit {qubit} is still waiting for attempt {other}'s herald")
+        self._pending[attempt_id] = _Emission(qubit, self.clock.now_ps() if t_ps is None else t_ps)
+        self._by_qubit[qubit] = attempt_id
+
+    def expire(self) -> int:
+        """Release every emission older than the expiry; returns how many."""
+        now = self.clock.now_ps()
+        n = 0
+        while self._pending:
+            attempt, em = next(iter(self._pending.items()))
+            if now - em.t_ps < self.expiry_ps:
+                break
+            del self._pending[attempt]
+            del self._by_qubit[em.qubit]
+            self.stats.expired += 1
+            n += 1
+            self.release(em.qubit)
+        return n
+
+    def on_herald(self, peer: NodeAddress, frame: Frame) -> PairReady | None:
+        if frame.link_id != self.link_id:
+            self.stats.wrong_link += 1
+            return None
+        if peer != self.herald_origin:
+            self.stats.wrong_sender += 1
+            event(log, logging.WARNING, "herald-wrong-sender", link=self.link_name, peer=peer,
+                  expected=self.herald_origin, attempt=frame.attempt_id)
+            return None
+        self.expire()
+        em = self._pending.pop(frame.attempt_id, None)
+        if em is None:
+            # Expired, duplicated after binding, or never emitted here: bind nothing.
+            self.stats.unknown_attempt += 1
+            return None
+        del self._by_qubit[em.qubit]
+        state = frame.outcome.bell_state
+        if frame.outcome is Outcome.SUCCESS:
+            state = BellState.PHI_PLUS  # schemes whose herald carries no Bell-state information
+        if state is None:
+            self.stats.failed += 1
+            self.release(em.qubit)
+            return None
+        name = PairName(self.herald_origin, frame.timestamp_ps)
+        record = PairRecord(name, em.qubit, self.partner, state,
+                            correction_to_phi_plus(state) if self.applies_correction else "I",
+                            frame.attempt_id, em.t_ps, self.clock.now_ps())
+        self.pairs[name] = record
+        self.stats.bound += 1
+        ready = PairReady(em.qubit, name, self.partner, state, self.link_name, frame.attempt_id,
+                          em.t_ps, self.fidelity_estimate)
+        self.on_pair_ready(ready)
+        return ready
