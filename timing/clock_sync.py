@@ -85,7 +85,7 @@ class SyncEstimate:
     offset_ps: float
     drift_ppm: float
     delay_ps: float
-    uncertainty_ps: float  # about 2 standard deviations plus the uncalibrated asymmetry bound
+    uncertainty_ps: float  # 3 standard deviations plus half the uncalibrated asymmetry bound
     samples: int
 
     def station_time(self, node_ps: int) -> float:
@@ -148,7 +148,7 @@ class TwoWayEstimator:
             offset_ps=offset,
             drift_ppm=slope * 1e6,
             delay_ps=float(np.mean([e.delay_ps for e in sel])),
-            uncertainty_ps=2 * se_pred + self.asymmetry_bound_ps / 2,
+            uncertainty_ps=3 * se_pred + self.asymmetry_bound_ps / 2,
             samples=n,
         )
 
