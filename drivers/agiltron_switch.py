@@ -49,15 +49,17 @@ class AgiltronSwitch(TextInstrument, OpticalSwitch):
             raise InstrumentError(f"switch answered {ack.hex(' ')}, expected 01 {frame[1]:02x} ff ff",
                                   resource=self.resource, command=label)
 
+    def _size(self) -> tuple[int, int]:
+        return self.num_inputs, self.num_outputs
+
     def connect(self, input_port: int, output_port: int) -> None:
         check_ports(self.limits, self.resource, f"01 35 00 {output_port - 1:02x}", input_port,
-                    output_port, self.num_inputs, self.num_outputs)
+                    output_port, self._size)
         self._frame(bytes([0x01, 0x35, 0x00, output_port - 1]))
         self._position = output_port
 
     def disconnect(self, input_port: int) -> None:
-        check_ports(self.limits, self.resource, "01 30 00 00", input_port, None, self.num_inputs,
-                    self.num_outputs)
+        check_ports(self.limits, self.resource, "01 30 00 00", input_port, None, self._size)
         self._frame(bytes([0x01, 0x30, 0x00, 0x00]))
         self._position = 0
 

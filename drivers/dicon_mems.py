@@ -65,14 +65,16 @@ class DiconMems(TextInstrument, OpticalSwitch):
             raise InstrumentError(f"switch reports channel {actual} after {command!r}",
                                   resource=self.resource, command=command)
 
+    def _size(self) -> tuple[int, int]:
+        return self.num_inputs, self.num_outputs
+
     def connect(self, input_port: int, output_port: int) -> None:
         check_ports(self.limits, self.resource, f"I1 {output_port}", input_port, output_port,
-                    self.num_inputs, self.num_outputs)
+                    self._size)
         self._select(output_port)
 
     def disconnect(self, input_port: int) -> None:
-        check_ports(self.limits, self.resource, "I1 0", input_port, None, self.num_inputs,
-                    self.num_outputs)
+        check_ports(self.limits, self.resource, "I1 0", input_port, None, self._size)
         self._select(0)
 
     def connections(self) -> dict[int, int]:

@@ -60,9 +60,10 @@ class Polatis(TextInstrument, OpticalSwitch):
         return {i: o - n for i, o in zip(ins, outs)}
 
     def connect(self, input_port: int, output_port: int) -> None:
-        n, m = self._size()
+        command = f":OXC:SWIT:CONN:ADD (@{input_port}),(@N+{output_port})"
+        check_ports(self.limits, self.resource, command, input_port, output_port, self._size)
+        n = self.num_inputs
         command = f":OXC:SWIT:CONN:ADD (@{input_port}),(@{n + output_port})"
-        check_ports(self.limits, self.resource, command, input_port, output_port, n, m)
         with self.session.lock:
             current = self.connections()
             if current.get(input_port) == output_port:
@@ -72,9 +73,9 @@ class Polatis(TextInstrument, OpticalSwitch):
             self.write(command)
 
     def disconnect(self, input_port: int) -> None:
-        n, m = self._size()
         check_ports(self.limits, self.resource, f":OXC:SWIT:CONN:SUB (@{input_port})", input_port,
-                    None, n, m)
+                    None, self._size)
+        n = self.num_inputs
         with self.session.lock:
             current = self.connections()
             if input_port in current:
