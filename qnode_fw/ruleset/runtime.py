@@ -1,0 +1,184 @@
+"""The state of one installed RuleSet on one node, and how a Rule's conditions bind to it.
+
+Pairs are keyed by their name (:class:`~qnode_fw.addresses.PairName`); messages wait in an inbox
+keyed by (sender, tag, pair name). A Rule binds the pairs with the smallest names that satisfy
+it, so both ends of a link pick the same pairs whatever order heralds and messages arrive in,
+and a message can only ever act on the pair it names.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+from ..addresses import NodeAddress, PairName, QubitAddress
+from ..loop import TimerHandle
+from . import model as m
+from .messages import PurificationResult, SwapResult
+
+
+@dataclass
+class PendingPurification:
+    """This node purified with this kept pair and is waiting for the partner's result."""
+
+    tag: int
+    method: m.PurificationMethod
+    sacrificed: tuple[PairName, ...]
+    sacrificed_fidelity: tuple[float, ...]
+    result: tuple[int, ...]
+
+
+@dataclass
+class HeldPair:
+    qubit: QubitAddress
+    name: PairName
+    partner: NodeAddress
+    fidelity: float
+    created_ps: int
+    stage: int
+    entered_stage_ps: int
+    pending: PendingPurification | None = None
+    wakeups: list[TimerHandle] = field(default_factory=list)
+
+
+@dataclass
+class Binding:
+    """What a Rule bound: pairs per condition partner, and the messages/timers it consumes."""
+
+    pairs: dict[NodeAddress, list[HeldPair]] = field(default_factory=dict)
+    swap_results: dict[PairName, SwapResult] = field(default_factory=dict)
+    purification_results: dict[PairName, tuple[PurificationResult, bool]] = field(
+        default_factory=dict)
+    timers: list[str] = field(default_factory=list)
+    messages: list[tuple] = field(default_factory=list)  # inbox keys to remove
+
+    def add(self, partner: NodeAddress, pair: HeldPair) -> None:
+        self.pairs.setdefault(partner, []).append(pair)
+
+    def all_pairs(self) -> list[HeldPair]:
+        return [p for ps in self.pairs.values() for p in ps]
+
+
+_OPS = {m.CompareOp.LT: operator.lt, m.CompareOp.LE: operator.le, m.CompareOp.EQ: operator.eq,
+        m.CompareOp.NE: operator.ne, m.CompareOp.GE: operator.ge, m.CompareOp.GT: operator.gt}
+
+
+def results_agree(mine: PendingPurification, msg: PurificationResult) -> bool:
+    """Agree only if both purified the same pairs the same way and saw the same bits."""
+    return (msg.tag == mine.tag and msg.method == mine.method.value
+            and msg.sacrificed == mine.sacrificed and msg.result == mine.result)
+
+
+class InstalledRuleSet:
+    """Runtime state of one RuleSet: held pairs, Stage variables, counters, timers, inbox."""
+
+    def __init__(self, rs: m.RuleSet) -> None:
+        self.rs = rs
+        self.pairs: dict[PairName, HeldPair] = {}
+        self.variables = [dict(s.variables) for s in rs.stages]
+        self.counters = [{m.Counter.MEASUREMENTS: 0, m.Counter.CYCLES: 0} for _ in rs.stages]
+        self.fired_timers: list[set[str]] = [set() for _ in rs.stages]
+        self.timer_handles: dict[tuple[int, str], TimerHandle] = {}
+        self.inbox: dict[tuple, object] = {}
+        self.inbox_expiry: dict[tuple, TimerHandle] = {}
+        self.seq = 0
+        self.seen: set[tuple[NodeAddress, int]] = set()
+        # Partners a pair may enter Stage 0 with (link-level neighbours).
+        self.entry_partners = {c.partner for r in rs.stages[0].rules for c in r.conditions
+                               if isinstance(c, m.BINDING_CONDITIONS)}
+        self.max_age_ps = max((c.limit_ps for s in rs.stages for r in s.rules
+                               for c in r.conditions if isinstance(c, m.PairAgeOver)), default=0)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def in_stage(self, stage: int, partner: NodeAddress) -> list[HeldPair]:
+        return sorted((p for p in self.pairs.values() if p.stage == stage and p.partner == partner),
+                      key=lambda p: p.name)
+
+    # -- matching ---------------------------------------------------------------------------
+    def match(self, si: int, rule: m.Rule, now: int) -> Binding | None:
+        """Bind ``rule`` in Stage ``si`` or return None. Pure: changes nothing."""
+        b = Binding()
+        used: set[PairName] = set()
+        variables = self.variables[si]
+        for c in rule.conditions:
+            if isinstance(c, m.VariableCompare):
+                if not _OPS[c.op](variables.get(c.variable, 0.0), c.value):
+                    return None
+            elif isinstance(c, m.MeasureCount):
+                if self.counters[si][c.counter] >= c.limit:
+                    return None
+            elif isinstance(c, m.TimerExpired):
+                if c.timer not in self.fired_timers[si]:
+                    return None
+                b.timers.append(c.timer)
+        # Message-bound conditions first, then timers, then plain resources, then filters.
+        order = sorted(rule.conditions, key=lambda c: _PRIORITY.get(type(c), 9))
+        for c in order:
+            if isinstance(c, m.SwapResultArrived):
+                pair = self._first(si, c.partner, used, lambda p: p.pending is None and (
+                    (c.partner, c.tag, p.name) in self.inbox))
+                if pair is None:
+                    return None
+                key = (c.partner, c.tag, pair.name)
+                b.swap_results[pair.name] = self.inbox[key]  # type: ignore[assignment]
+                b.messages.append(key)
+            elif isinstance(c, m.PurificationResultArrived):
+                want = c.parity is m.Parity.MATCH
+
+                def ok(p: HeldPair, c=c, want=want) -> bool:
+                    if p.pending is None or p.pending.tag != c.tag:
+                        return False
+                    msg = self.inbox.get((c.partner, c.tag, p.name))
+                    return msg is not None and results_agree(p.pending, msg) == want
+
+                pair = self._first(si, c.partner, used, ok)
+                if pair is None:
+                    return None
+                key = (c.partner, c.tag, pair.name)
+                b.purification_results[pair.name] = (self.inbox[key], want)  # type: ignore
+                b.messages.append(key)
+            elif isinstance(c, m.PairAgeOver):
+                pair = self._first(si, c.partner, used, lambda p: now - p.created_ps > c.limit_ps)
+                if pair is None:
+                    return None
+            elif isinstance(c, m.StageTimeout):
+                pair = self._first(si, c.partner, used,
+                                   lambda p: now - p.entered_stage_ps > c.after_ps)
+                if pair is None:
+                    return None
+            elif isinstance(c, m.EnoughResources):
+                free = [p for p in self.in_stage(si, c.partner) if p.name not in used
+                        and p.pending is None and p.fidelity >= c.min_fidelity]
+                if len(free) < c.count:
+                    return None
+                for p in free[:c.count]:
+                    used.add(p.name)
+                    b.add(c.partner, p)
+                continue
+            elif isinstance(c, m.FidelityAtLeast):
+                if c.partner in b.pairs:
+                    if any(p.fidelity < c.value for p in b.pairs[c.partner]):
+                        return None
+                    continue
+                pair = self._first(si, c.partner, used,
+                                   lambda p: p.pending is None and p.fidelity >= c.value)
+                if pair is None:
+                    return None
+            else:
+                continue
+            used.add(pair.name)
+            b.add(c.partner, pair)
+        return b
+
+    def _first(self, si: int, partner: NodeAddress, used: set[PairName], pred) -> HeldPair | None:
+        for p in self.in_stage(si, partner):
+            if p.name not in used and pred(p):
+                return p
+        return None
+
+
+_PRIORITY = {m.SwapResultArrived: 0, m.PurificationResultArrived: 0, m.PairAgeOver: 1,
+             m.StageTimeout: 1, m.EnoughResources: 2, m.FidelityAtLeast: 3}
