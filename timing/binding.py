@@ -23,6 +23,7 @@ from qnode_fw.bell import BellState, correction_to_phi_plus
 from qnode_fw.clock import Clock
 from qnode_fw.events import PairReady
 from qnode_fw.logs import event
+from qnode_fw.loop import EventLoop, TimerHandle
 
 from .frames import Frame, FrameType, Outcome
 from .herald_link import HeraldEndpoint
@@ -75,7 +76,7 @@ class PairBinder:
                  on_pair_ready: Callable[[PairReady], None],
                  release: Callable[[QubitAddress], None] | None = None,
                  expiry_ps: int, fidelity_estimate: float = 0.0,
-                 applies_correction: bool | None = None) -> None:
+                 applies_correction: bool | None = None, loop: EventLoop | None = None) -> None:
         if expiry_ps <= 0:
             raise ValueError("attempt expiry must be positive")
         self.node = node
@@ -94,6 +95,9 @@ class PairBinder:
         # Insertion order is emission order, so expiry pops from the front.
         self._pending: OrderedDict[int, _Emission] = OrderedDict()
         self._by_qubit: dict[QubitAddress, int] = {}
+        # With a loop, expiry runs on its own timer; without one, on every emission and herald.
+        self._loop = loop
+        self._expiry_timer: TimerHandle | None = None
 
     def attach(self, endpoint: HeraldEndpoint) -> None:
         endpoint.subscribe(FrameType.HERALD, self.on_herald)
@@ -113,6 +117,21 @@ class PairBinder:
             raise ValueError(f"qubit {qubit} is still waiting for attempt {other}'s herald")
         self._pending[attempt_id] = _Emission(qubit, self.clock.now_ps() if t_ps is None else t_ps)
         self._by_qubit[qubit] = attempt_id
+        self._arm_expiry()
+
+    def _arm_expiry(self) -> None:
+        if self._loop is None or self._expiry_timer is not None or not self._pending:
+            return
+        oldest = next(iter(self._pending.values()))
+        # The binder's clock and the loop's may differ (simulated node clocks): wait the
+        # remaining time, not until an absolute time on the wrong clock.
+        remaining = max(0, oldest.t_ps + self.expiry_ps - self.clock.now_ps())
+        self._expiry_timer = self._loop.call_later(remaining, self._on_expiry_timer)
+
+    def _on_expiry_timer(self) -> None:
+        self._expiry_timer = None
+        self.expire()
+        self._arm_expiry()
 
     def expire(self) -> int:
         """Release every emission older than the expiry; returns how many."""
