@@ -59,6 +59,7 @@ class OracleQNIC(RecordingQNIC):
         self.measured: set[int] = set()
 
     def gate(self, gate, *idx) -> None:
+        super().gate(gate, *idx)
         if Gate(gate) is Gate.CNOT:
             self.cnot[idx[0]] = idx[1]
         elif Gate(gate) is Gate.H and idx[0] in self.cnot:
@@ -67,6 +68,7 @@ class OracleQNIC(RecordingQNIC):
             self.bsm[b] = idx[0]
 
     def measure(self, index: int, basis: Basis = Basis.Z) -> int:
+        self.ops.append(("measure", index, Basis(basis).value))
         other = self.bsm.get(index)
         if other is not None and other in self.measured:
             self.measured.discard(other)
@@ -77,6 +79,7 @@ class OracleQNIC(RecordingQNIC):
         return int(self.rng.integers(2))
 
     def init(self, index: int) -> None:
+        super().init(index)
         self.measured.discard(index)
         self.cnot.pop(index, None)
         self.oracle.detach((self.node, index))
