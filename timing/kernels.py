@@ -231,9 +231,36 @@ def coincidences_sorted(a, b, lo, hi):
 
 @njit(cache=True, nogil=True)
 def coincidences_merged(channels, timestamps, ch_a, ch_b, lo, hi):
-    """:func:`coincidences_sorted` straight from a merged stream."""
-    a, b = split_two_channels(channels, timestamps, ch_a, ch_b)
-    return coincidences_sorted(a, b, lo, hi)
+    """:func:`coincidences_sorted` straight from a merged stream, without splitting it.
+
+    Two cursors run over the merged stream ahead of each ``ch_a`` tag: the first index at or
+    after ``t + lo`` and the first after ``t + hi``, each carrying how many ``ch_b`` tags it has
+    passed; the difference is the coincidence count. No allocation, three sequential reads.
+    """
+    n = timestamps.shape[0]
+    count = 0
+    j_lo = 0
+    j_hi = 0
+    b_lo = 0
+    b_hi = 0
+    for i in range(n):
+        if channels[i] != ch_a:
+            continue
+        start = timestamps[i] + lo
+        stop = timestamps[i] + hi
+        while j_lo < n and timestamps[j_lo] < start:
+            if channels[j_lo] == ch_b:
+                b_lo += 1
+            j_lo += 1
+        if j_hi < j_lo:
+            j_hi = j_lo
+            b_hi = b_lo
+        while j_hi < n and timestamps[j_hi] <= stop:
+            if channels[j_hi] == ch_b:
+                b_hi += 1
+            j_hi += 1
+        count += b_hi - b_lo
+    return count
 
 
 @njit(cache=True, nogil=True)
