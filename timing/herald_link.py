@@ -236,6 +236,7 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
         self._router: zmq.Socket | None = None
         self._dealers: dict[NodeAddress, zmq.Socket] = {}
         self._loop: EventLoop | None = None
+        self._poller: zmq.Poller | None = None  # built on first poll(), reset by connect()
         if bind is not None:
             sock = self.context.socket(zmq.ROUTER)
             sock.linger = 0
@@ -266,6 +267,7 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
             sock.curve_secretkey = self.curve.secret
         sock.connect(address)
         self._dealers[peer] = sock
+        self._poller = None
         if self._loop is not None:
             self._loop.add_reader(sock, lambda s=sock, p=peer: self._drain_dealer(s, p))
 
@@ -279,12 +281,12 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
 
     def poll(self, timeout_ms: int = 0) -> int:
         """Receive and dispatch whatever is waiting (for use without an event loop)."""
-        sockets = ([self._router] if self._router is not None else []) + list(self._dealers.values())
-        poller = zmq.Poller()
-        for s in sockets:
-            poller.register(s, zmq.POLLIN)
+        if self._poller is None:
+            self._poller = zmq.Poller()
+            for s in ([self._router] if self._router is not None else []) + list(self._dealers.values()):
+                self._poller.register(s, zmq.POLLIN)
         handled = 0
-        for sock, _ in poller.poll(timeout_ms):
+        for sock, _ in self._poller.poll(timeout_ms):
             if sock is self._router:
                 handled += self._drain_router()
             else:
