@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import zmq
+import pytest
+
+from qnode_fw.clock import WallClock
+from qnode_fw.loop import EventLoop
+from qnode_fw.units import MS
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    yield c
+    c.term()
+
+
+@pytest.fixture
+def wall_loop():
+    loop = EventLoop(WallClock())
+    yield loop
+    loop.close()
