@@ -1,15 +1,16 @@
 """The control link over ZeroMQ: one ROUTER per node for everything inbound, a DEALER per peer.
 
-* The ROUTER binds the node's control endpoint. Every peer's DEALER connects to it with its
-  routing id set to its node address, so the ROUTER addresses replies (acks) by node address.
+* The ROUTER binds the node's control endpoint and receives from every peer's DEALER. Without
+  CURVE a DEALER's routing id is its node address. With CURVE the client does not choose: the
+  ROUTER assigns routing ids and the sender *is* the node its ZAP-authenticated key belongs to
+  (the ``User-Id`` of each message), so no node can take over or speak on another's connection.
 * A DEALER per configured peer carries what this node sends; ``immediate`` makes a send to a
   peer that is not connected fail at once (retransmission covers it) instead of queueing stale
   heartbeats.
 * With CURVE (``identity`` and ``peer_keys`` given), the ROUTER is a CURVE server under ZAP
   domain ``control`` and each DEALER a CURVE client pinned to its peer's public key. The context's
   :class:`~qnode_fw.control.auth.NodeAuthenticator` admits only allowlisted keys and names the
-  node each key belongs to; a message whose routing id or claimed sender differs from that
-  authenticated name is refused. Without a ZAP handler on the context libzmq would admit any
+  node each key belongs to; a message whose envelope claims another sender is refused. Without a ZAP handler on the context libzmq would admit any
   client, so a CURVE link refuses to start without one.
 
 The sockets are registered with the node's :class:`~qnode_fw.loop.EventLoop` (``add_reader``),
@@ -50,6 +51,7 @@ class ZmqControlLink(ControlLink):
         self.address: str | None = None
         self._router: zmq.Socket | None = None
         self._dealers: dict[NodeAddress, zmq.Socket] = {}
+        self._rid: dict[NodeAddress, bytes] = {}   # where the ROUTER last heard each peer
         if identity is not None:
             missing = [p for p, ep in self.endpoints.items() if ep and p not in self.peer_keys]
             if missing:
@@ -61,7 +63,7 @@ class ZmqControlLink(ControlLink):
         router = self.context.socket(zmq.ROUTER)
         router.linger = 0
         router.router_mandatory = True
-        router.router_handover = True  # a restarted peer takes its routing id back
+        router.router_handover = True  # without CURVE: a restarted peer takes its id back
         router.maxmsgsize = s.max_message_bytes + 64
         if self.identity is not None:
             self._require_zap()
@@ -95,7 +97,8 @@ class ZmqControlLink(ControlLink):
         d.linger = 0
         d.immediate = True
         d.sndhwm = 1000
-        d.routing_id = self.node.encode()
+        if self.identity is None:
+            d.routing_id = self.node.encode()
         d.maxmsgsize = self.settings.max_message_bytes + 64
         if self.identity is not None:
             d.curve_serverkey = self.peer_keys[peer]
@@ -119,7 +122,7 @@ class ZmqControlLink(ControlLink):
             if dealer is not None:
                 dealer.send(data, zmq.NOBLOCK)
             elif self._router is not None:
-                self._router.send_multipart([peer.encode(), data], zmq.NOBLOCK)
+                self._router.send_multipart([self._rid.get(peer, peer.encode()), data], zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # not connected / unroutable: the retransmission timer tries again
 
@@ -129,18 +132,17 @@ class ZmqControlLink(ControlLink):
                 frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            rid = frames[0].bytes.decode(errors="replace")
-            if len(frames) != 2:
-                self._refuse(ProtocolError(f"{len(frames) - 1}-part message, expected 1", peer=rid,
-                                           msg_type="envelope"))
-                continue
+            rid = frames[0].bytes
             if self.identity is not None:
-                who = frames[1].get("User-Id")
-                if who != rid:
-                    self._refuse(ProtocolError(f"connection authenticated as {who!r} used routing "
-                                               f"id {rid!r}", peer=rid, msg_type="envelope"))
-                    continue
-            self._receive(rid, frames[1].bytes)
+                who = frames[-1].get("User-Id")  # the node the ZAP handler matched the key to
+            else:
+                who = rid.decode(errors="replace")
+            if len(frames) != 2 or not who:
+                self._refuse(ProtocolError(f"{len(frames) - 1}-part message or no authenticated "
+                                           f"sender", peer=who or None, msg_type="envelope"))
+                continue
+            self._rid[who] = rid
+            self._receive(who, frames[1].bytes)
 
     def _drain_dealer(self, sock: zmq.Socket, peer: NodeAddress) -> None:
         # Only the peer's ROUTER (whose server key we pinned) can reach this socket.
