@@ -335,7 +335,10 @@ class ControlLink(ABC):
             self._refuse(ProtocolError("no handler for this message type", peer=p.name,
                                        msg_type=env.msg_type))
             return
-        handler(p.name, env.msg_type, env.payload)
+        try:
+            handler(p.name, env.msg_type, env.payload)
+        except ProtocolError as err:  # the message was delivered but its content is refused
+            self._refuse(err)
 
     def _take_token(self, p: _Peer) -> bool:
         now = self.loop.now_ps()
