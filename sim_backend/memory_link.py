@@ -1,0 +1,147 @@
+"""A memory-memory link heralded "at both end points" (RFC 9340 §4.4.1): both nodes emit a photon
+entangled with a communication qubit, the photons meet in a linear-optics Bell-state analyser (BSA)
+station, and the station's time tagger records the clicks. The simulation never hands out heralds:
+the timing layer decodes them from the tag stream.
+
+Per attempt (both ends call ``SimQNIC.emit(index, attempt_id)``) the link samples photon
+transmission (collection, fibre, switch, detector efficiency), the Bell outcome the photons are
+projected on, the detector clicks (plus dark counts around the attempt window, Gaussian jitter and
+dead time), writes the attempt's sync-marker tag and the clicks into the station's tagger stream,
+and sets the two memories' joint state in the quantum registry: the projected Bell state with
+white noise of the configured fidelity. Photons that arrive more than ``max_arrival_mismatch_ps``
+apart do not interfere: each click then only collapses its own memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qnode_fw.bell import BellState
+
+from .physics import bsa
+from .physics.detector import DetectorParams, detect
+from .physics.fibre import Fibre
+from .qnic import Emission
+from .quantum.operators import werner_state
+from .quantum.registry import QubitKey
+
+
+@dataclass(frozen=True, slots=True)
+class BsaChannels:
+    """Tagger channels of a BSA station (the default map shared with the timing layer)."""
+
+    sync: int = 1
+    a_h: int = 2
+    a_v: int = 3
+    b_h: int = 4
+    b_v: int = 5
+
+    @property
+    def detectors(self) -> tuple[int, int, int, int]:
+        return (self.a_h, self.a_v, self.b_h, self.b_v)
+
+
+@dataclass(frozen=True)
+class LinkEnd:
+    """One end of a memory link: the node's QNIC, the fibre to the BSA, the fraction of emitted
+    photons that enter that fibre (``collection_efficiency``), and the switch output that selects
+    this link when the QNIC's transceiver sits behind an optical switch."""
+
+    node: str
+    qnic: int
+    fibre: Fibre
+    collection_efficiency: float = 0.1
+    switch: tuple[str, int, int] | None = None  # (switch name, input port, output port)
+
+
+@dataclass
+class MemoryLink:
+    name: str
+    ends: tuple[LinkEnd, LinkEnd]
+    tagger: str
+    channels: BsaChannels = field(default_factory=BsaChannels)
+    detectors: tuple[DetectorParams, ...] = field(default_factory=lambda: (DetectorParams(),) * 4)
+    link_fidelity: float = 0.95  # Werner fidelity of a genuine herald's memory pair to its Bell state
+    sync_delay_ps: int = 0
+    dark_span_ps: int = 20_000  # darks are drawn in ± this around each attempt's arrival time
+    max_arrival_mismatch_ps: int = 100
+    pairing_tolerance_ps: int = 0
+    pending: dict[int, list[Emission | None]] = field(default_factory=dict)
+    attempts: int = 0
+    #: per attempt resolved: (attempt_id, projected Bell outcome or None, photons arrived a, b)
+    record: list[tuple[int, BellState | None, bool, bool]] = field(default_factory=list)
+    last_click: dict[int, int] = field(default_factory=dict)
+
+    def end_index(self, key: QubitKey) -> int | None:
+        for i, end in enumerate(self.ends):
+            if end.node == key.node and end.qnic == key.qnic:
+                return i
+        return None
+
+    def eta(self, side: int, world) -> float:
+        end = self.ends[side]
+        t = end.collection_efficiency * end.fibre.transmission
+        if end.switch is not None:
+            t *= world.switches[end.switch[0]].params.transmission
+        return t
+
+    def add_emission(self, side: int, emission: Emission, world) -> None:
+        slot = self.pending.setdefault(emission.attempt_id, [None, None])
+        slot[side] = emission
+        if slot[0] is not None and slot[1] is not None:
+            del self.pending[emission.attempt_id]
+            self.resolve(emission.attempt_id, slot, world)
+
+    def flush(self, now_ps: int, world) -> None:
+        """Resolve attempts that only one end emitted, once the partner can no longer show up."""
+        for attempt_id in [a for a, s in self.pending.items()
+                           if min(e.time_ps for e in s if e is not None) + self.pairing_tolerance_ps < now_ps]:
+            self.resolve(attempt_id, self.pending.pop(attempt_id), world)
+
+    def resolve(self, attempt_id: int, emissions: list[Emission | None], world) -> None:
+        rng = world.link_rng(self.name)
+        self.attempts += 1
+        present = [e for e in emissions if e is not None]
+        t_ref = min(e.time_ps for e in present)
+        stream = world.taggers[self.tagger]
+        trng = world.tagger_rng(self.tagger)
+        stream.write(self.channels.sync, np.array([t_ref + self.sync_delay_ps]), trng)
+        arrivals = [None if e is None else e.time_ps + self.ends[i].fibre.delay_ps for i, e in enumerate(emissions)]
+        arrived = [e is not None and rng.random() < self.eta(i, world) for i, e in enumerate(emissions)]
+        photon_detector: list[list[int]] = [[], []]  # detector index per photon of each side
+        outcome = None
+        interfering = (arrived[0] and arrived[1]
+                       and abs(arrivals[0] - arrivals[1]) <= self.max_arrival_mismatch_ps)
+        if interfering:
+            outcome, (da, db) = bsa.sample_two_photon_paths(rng)
+            photon_detector = [[da], [db]]
+            keys = [emissions[0].key, emissions[1].key]
+            world.registry.set_state(keys, werner_state(self.link_fidelity, outcome),
+                                     at_ps=max(e.time_ps for e in present))
+        else:
+            for side in (0, 1):
+                if arrived[side]:
+                    photon_detector[side] = [int(rng.integers(4))]
+        # clicks: each photon detected with its detector's efficiency; a detected photon that did
+        # not interfere collapses its own memory to the polarisation it was found in
+        clicks: dict[int, list[int]] = {d: [] for d in range(4)}
+        for side in (0, 1):
+            for d in photon_detector[side]:
+                if rng.random() < self.detectors[d].efficiency:
+                    clicks[d].append(arrivals[side])
+                    if not interfering:
+                        state = np.zeros((2, 2), complex)
+                        state[bsa.POLARIZATION[d], bsa.POLARIZATION[d]] = 1.0
+                        world.registry.set_state([emissions[side].key], state, at_ps=emissions[side].time_ps)
+        centre = int(np.mean([a for a in arrivals if a is not None]))
+        for d in range(4):
+            channel = self.channels.detectors[d]
+            t = detect(np.array(clicks[d], np.int64), centre - self.dark_span_ps, centre + self.dark_span_ps,
+                       self.detectors[d], rng, apply_efficiency=False,
+                       previous_click_ps=self.last_click.get(d))
+            if t.size:
+                self.last_click[d] = int(t[-1])
+                stream.write(channel, t, trng)
+        self.record.append((attempt_id, outcome, arrived[0], arrived[1]))
