@@ -19,12 +19,13 @@ from .physics.spdc import sample_cw_pairs, sample_pulsed_pairs
 
 @dataclass(frozen=True)
 class Analyser:
-    """A polarisation analyser at ``angle_deg`` with detectors on ``channels`` (outcome 0, 1), or
-    ``angle_deg=None`` and one channel: a bare detector that sees every photon."""
+    """A polarisation analyser at ``angle_deg`` (or ``"circular"``: quarter-wave plate first) with
+    detectors on ``channels`` (outcome 0, 1), or ``angle_deg=None`` and one channel: a bare
+    detector that sees every photon."""
 
     tagger: str
     channels: tuple[int, ...]
-    angle_deg: float | None = None
+    angle_deg: float | str | None = None
     detector: DetectorParams = field(default_factory=DetectorParams)
 
     def __post_init__(self) -> None:
@@ -73,17 +74,26 @@ class SpdcLink:
                 ports.append(world.switches[sw_name].route(sw_input, times + arm.fibre.delay_ps))
         rho = params.polarization_state()
         outcomes = [np.zeros(times.size, np.int64), np.zeros(times.size, np.int64)]
-        combos = np.unique(np.stack(ports), axis=1) if times.size else np.empty((2, 0), np.int64)
-        for pa, pb in combos.T:
-            sel = (ports[0] == pa) & (ports[1] == pb)
-            an_a = self.arms[0].analysers.get(int(pa))
-            an_b = self.arms[1].analysers.get(int(pb))
-            angle_a = an_a.angle_deg if an_a is not None else None
-            angle_b = an_b.angle_deg if an_b is not None else None
-            probs = pol.outcome_probabilities(rho, angle_a, angle_b)
-            ra, rb = pol.sample_outcomes(probs, int(sel.sum()), rng)
-            outcomes[0][sel] = ra
-            outcomes[1][sel] = rb
+        # photons a switch blocks (port 0) or routes nowhere are lost; the other photon of the
+        # pair is then analysed with its marginal state (angle None on the lost side)
+        for pa in [0, *self.arms[0].analysers]:
+            sel_a = ports[0] == pa
+            if not sel_a.any():
+                continue
+            for pb in [0, *self.arms[1].analysers]:
+                sel = sel_a & (ports[1] == pb)
+                count = int(np.count_nonzero(sel))
+                if count == 0:
+                    continue
+                an_a = self.arms[0].analysers.get(int(pa))
+                an_b = self.arms[1].analysers.get(int(pb))
+                probs = pol.outcome_probabilities(rho, an_a.angle_deg if an_a else None,
+                                                  an_b.angle_deg if an_b else None)
+                if probs.size == 1:
+                    continue  # no analyser on either side: a single outcome
+                ra, rb = pol.sample_outcomes(probs, count, rng)
+                outcomes[0][sel] = ra
+                outcomes[1][sel] = rb
         for arm, port, outcome in zip(self.arms, ports, outcomes):
             base = arm.fibre.transmission * db_to_transmission(arm.extra_loss_db)
             if arm.switch is not None:

@@ -20,11 +20,17 @@ def entangled_state(visibility: float, bell: str = "PHI_PLUS") -> np.ndarray:
     return visibility * ops.bell_projector(bell) + (1.0 - visibility) * np.eye(4) / 4
 
 
-def analyser_basis(angle_deg: float | None) -> np.ndarray:
-    """Rows are <outcome 0|, <outcome 1| for a linear analyser at ``angle_deg`` (None: no analyser,
-    a single detector that receives every photon: a 1-row 'basis' summing both)."""
+CIRCULAR = "circular"
+
+
+def analyser_basis(angle_deg: float | str | None) -> np.ndarray:
+    """Rows are <outcome 0|, <outcome 1| for a linear analyser at ``angle_deg``; ``"circular"``
+    puts a quarter-wave plate before the polarising beam splitter (outcome 0 = |R> = (|H>+i|V>)/√2,
+    the +1 eigenstate of Pauli Y); None: no analyser, one detector that receives every photon."""
     if angle_deg is None:
         return np.ones((1, 2), dtype=complex)
+    if angle_deg == CIRCULAR:
+        return np.array([[1, -1j], [1, 1j]], dtype=complex) / math.sqrt(2)
     th = math.radians(angle_deg)
     return np.array([[math.cos(th), math.sin(th)], [-math.sin(th), math.cos(th)]], dtype=complex)
 
@@ -33,13 +39,14 @@ def outcome_probabilities(rho: np.ndarray, angle_a_deg: float | None, angle_b_de
     """Joint probabilities P[r_a, r_b] of the analyser outcomes for the two-photon state ``rho``."""
     ba = analyser_basis(angle_a_deg)
     bb = analyser_basis(angle_b_deg)
+    if angle_a_deg is None and angle_b_deg is None:
+        return np.ones((1, 1))
     if angle_a_deg is None:
         rho_b = ops.partial_trace(rho, 2, [1])
-        pa = np.real(np.einsum("ri,ij,rj->r", bb.conj(), rho_b, bb))
-        return pa.reshape(1, -1)
+        return np.real(np.einsum("ri,ij,rj->r", bb, rho_b, bb.conj())).reshape(1, -1)
     if angle_b_deg is None:
         rho_a = ops.partial_trace(rho, 2, [0])
-        return np.real(np.einsum("ri,ij,rj->r", ba.conj(), rho_a, ba)).reshape(-1, 1)
+        return np.real(np.einsum("ri,ij,rj->r", ba, rho_a, ba.conj())).reshape(-1, 1)
     p = np.empty((2, 2))
     for ra in range(2):
         for rb in range(2):
