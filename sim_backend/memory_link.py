@@ -73,6 +73,15 @@ class MemoryLink:
     #: per attempt resolved: (attempt_id, projected Bell outcome or None, photons arrived a, b)
     record: list[tuple[int, BellState | None, bool, bool]] = field(default_factory=list)
     last_click: dict[int, int] = field(default_factory=dict)
+    _eta: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.detectors) != 4:
+            raise ValueError(f"a BSA has 4 detectors, got {len(self.detectors)}")
+        if not 0.0 <= self.link_fidelity <= 1.0:
+            raise ValueError(f"link fidelity must be in [0, 1], got {self.link_fidelity}")
+        span = 2 * self.dark_span_ps * 1e-12
+        self._dark_mean = np.array([d.dark_count_rate_hz * span for d in self.detectors])
 
     def end_index(self, key: QubitKey) -> int | None:
         for i, end in enumerate(self.ends):
@@ -81,6 +90,12 @@ class MemoryLink:
         return None
 
     def eta(self, side: int, world) -> float:
+        """Probability that the photon of ``side`` reaches the BSA's beam splitter."""
+        if self._eta is None:
+            self._eta = (self._eta_uncached(0, world), self._eta_uncached(1, world))
+        return self._eta[side]
+
+    def _eta_uncached(self, side: int, world) -> float:
         end = self.ends[side]
         t = end.collection_efficiency * end.fibre.transmission
         if end.switch is not None:
@@ -135,12 +150,16 @@ class MemoryLink:
                         state = np.zeros((2, 2), complex)
                         state[bsa.POLARIZATION[d], bsa.POLARIZATION[d]] = 1.0
                         world.registry.set_state([emissions[side].key], state, at_ps=emissions[side].time_ps)
-        centre = int(np.mean([a for a in arrivals if a is not None]))
+        known = [a for a in arrivals if a is not None]
+        centre = sum(known) // len(known)
+        n_dark = rng.poisson(self._dark_mean)
         for d in range(4):
+            if not clicks[d] and not n_dark[d]:
+                continue
             channel = self.channels.detectors[d]
             t = detect(np.array(clicks[d], np.int64), centre - self.dark_span_ps, centre + self.dark_span_ps,
                        self.detectors[d], rng, apply_efficiency=False,
-                       previous_click_ps=self.last_click.get(d))
+                       previous_click_ps=self.last_click.get(d), n_dark=int(n_dark[d]))
             if t.size:
                 self.last_click[d] = int(t[-1])
                 stream.write(channel, t, trng)

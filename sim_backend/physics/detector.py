@@ -42,7 +42,7 @@ class DetectorParams:
 
 def detect(arrivals_ps: np.ndarray, start_ps: int, end_ps: int, params: DetectorParams,
            rng: np.random.Generator, *, apply_efficiency: bool = True,
-           previous_click_ps: int | None = None) -> np.ndarray:
+           previous_click_ps: int | None = None, n_dark: int | None = None) -> np.ndarray:
     """Click times (sorted int64 ps) for photons arriving at ``arrivals_ps`` during
     ``[start_ps, end_ps)``, plus dark counts over that span.
 
@@ -55,7 +55,8 @@ def detect(arrivals_ps: np.ndarray, start_ps: int, end_ps: int, params: Detector
     if params.jitter_fwhm_ps > 0 and t.size:
         t = t + np.rint(rng.normal(0.0, params.jitter_sigma_ps, t.size)).astype(np.int64)
     span = max(end_ps - start_ps, 0)
-    n_dark = rng.poisson(params.dark_count_rate_hz * span * 1e-12) if span else 0
+    if n_dark is None:  # callers that batch several detectors draw the Poisson numbers themselves
+        n_dark = rng.poisson(params.dark_count_rate_hz * span * 1e-12) if span else 0
     if n_dark:
         darks = start_ps + rng.integers(0, span, n_dark, dtype=np.int64)
         t = np.concatenate([t, darks])
