@@ -115,3 +115,45 @@ def test_lost_photons_leave_the_memories_maximally_mixed():
     qa.emit(0, 0)
     qb.emit(0, 0)
     assert np.allclose(world.registry.density_matrix([qa.key(0), qb.key(0)]), np.eye(4) / 4)
+
+
+def test_switched_transceiver_emits_into_the_routed_link_and_loses_photons_while_switching():
+    """QRNA minimal repeater: B's single communication qubit sits behind a 1x2 switch; output 1
+    feeds link AB, output 2 link BC. An emission goes to the link the switch routes to at that
+    instant, and is lost while the switch moves."""
+    clock = VirtualClock()
+    streams = RandomStreams(2)
+    world = World(clock, streams)
+    ctx = DriverContext(clock=clock, streams=streams, world=world)
+    ideal = {"communication_t2_ps": math.inf, "communication_t1_ps": math.inf, "storage_t2_ps": math.inf,
+             "storage_t1_ps": math.inf}
+    qa = open_instrument(InstrumentSpec("qa", "qnic", "sim", "sim", options={"node": "A", "memory": ideal}), ctx)
+    qc = open_instrument(InstrumentSpec("qc", "qnic", "sim", "sim", options={"node": "C", "memory": ideal}), ctx)
+    qb = open_instrument(InstrumentSpec("qb", "qnic", "sim", "sim", options={
+        "node": "B", "num_qubits": 2, "communication_qubits": [0], "memory": ideal}), ctx)
+    sw = open_instrument(InstrumentSpec("swB", "optical_switch", "sim", "sim",
+                                        options={"num_outputs": 2, "switching_time_ps": 10 * US}), ctx)
+    for name in ("ttAB", "ttBC"):
+        open_instrument(InstrumentSpec(name, "time_tagger", "sim", "sim"), ctx).start_stream([1, 2, 3, 4, 5])
+    fibre = Fibre(0.0)
+    ab = world.add_memory_link(MemoryLink("AB", (LinkEnd("A", 0, fibre, 1.0), LinkEnd("B", 0, fibre, 1.0, ("swB", 1, 1))),
+                                          "ttAB"))
+    bc = world.add_memory_link(MemoryLink("BC", (LinkEnd("B", 0, fibre, 1.0, ("swB", 1, 2)), LinkEnd("C", 0, fibre, 1.0)),
+                                          "ttBC"))
+    sw.connect(1, 1)
+    clock.advance_to(20 * US)  # settled on AB
+    qa.emit(0, 1)
+    qb.emit(0, 1)
+    assert ab.attempts == 1 and bc.attempts == 0
+    sw.connect(1, 2)
+    clock.advance_to(25 * US)  # still switching: B's photon is lost, C's attempt is one-sided
+    qb.emit(0, 2)
+    qc.emit(0, 2)
+    assert [e.attempt_id for e in world.lost_emissions] == [2]
+    clock.advance_to(40 * US)
+    world.advance()
+    assert bc.attempts == 1 and bc.record[-1][2:] == (False, True)
+    qb.emit(0, 3)
+    qc.emit(0, 3)
+    assert bc.attempts == 2 and bc.record[-1][2] is True
+    assert sw.command_log == [(0, 1, 1), (20 * US, 1, 2)]
