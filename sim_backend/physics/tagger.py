@@ -28,10 +28,10 @@ class TaggerParams:
 
 
 @numba.njit(cache=True)
-def _fifo_mask(times: np.ndarray, capacity: float, rate_per_ps: float) -> np.ndarray:
+def _fifo_mask(times: np.ndarray, capacity: float, rate_per_ps: float, state: np.ndarray) -> np.ndarray:
     keep = np.ones(times.shape[0], np.bool_)
-    level = 0.0
-    last = times[0] if times.shape[0] else 0
+    level = state[0]
+    last = state[1] if state[1] > -1e300 else (times[0] if times.shape[0] else 0.0)
     for i in range(times.shape[0]):
         level = max(0.0, level - (times[i] - last) * rate_per_ps)
         last = times[i]
@@ -39,15 +39,25 @@ def _fifo_mask(times: np.ndarray, capacity: float, rate_per_ps: float) -> np.nda
             keep[i] = False
         else:
             level += 1.0
+    state[0] = level
+    state[1] = last
     return keep
 
 
-def fifo_mask(times_ps: np.ndarray, capacity_tags: int, rate_tags_per_s: float) -> np.ndarray:
-    """Tags a FIFO of ``capacity_tags`` drained at ``rate_tags_per_s`` keeps (Lindley recursion)."""
+def new_fifo_state() -> np.ndarray:
+    """(fill level in tags, time of the last tag in ps) carried from one read to the next."""
+    return np.array([0.0, -np.inf])
+
+
+def fifo_mask(times_ps: np.ndarray, capacity_tags: int, rate_tags_per_s: float,
+              state: np.ndarray | None = None) -> np.ndarray:
+    """Tags a FIFO of ``capacity_tags`` drained at ``rate_tags_per_s`` keeps (Lindley recursion);
+    ``state`` (from :func:`new_fifo_state`) carries the fill level across calls."""
     t = np.ascontiguousarray(times_ps, dtype=np.int64)
-    if t.size <= capacity_tags:
-        return np.ones(t.size, bool)
-    return _fifo_mask(t, float(capacity_tags), rate_tags_per_s * 1e-12)
+    state = new_fifo_state() if state is None else state
+    if t.size == 0:
+        return np.ones(0, bool)
+    return _fifo_mask(t, float(capacity_tags), rate_tags_per_s * 1e-12, state)
 
 
 @dataclass
@@ -58,6 +68,7 @@ class TagStream:
     input_delays_ps: dict[int, int] = field(default_factory=dict)
     enabled: set[int] = field(default_factory=set)
     dead_times_ps: dict[int, int] = field(default_factory=dict)
+    _fifo: np.ndarray = field(default_factory=new_fifo_state)
     _channels: list[np.ndarray] = field(default_factory=list)
     _times: list[np.ndarray] = field(default_factory=list)
     _missed: int = 0
@@ -95,7 +106,7 @@ class TagStream:
         self._times = [t[cut:]] if cut < t.size else []
         self._channels = [c[cut:]] if cut < t.size else []
         t, c = t[:cut], c[:cut]
-        keep = fifo_mask(t, self.params.fifo_tags, self.params.transfer_rate_tags_per_s)
+        keep = fifo_mask(t, self.params.fifo_tags, self.params.transfer_rate_tags_per_s, self._fifo)
         missed = int(t.size - keep.sum())
         if missed:
             t, c = t[keep], c[keep]

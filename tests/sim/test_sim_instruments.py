@@ -135,3 +135,16 @@ def test_same_seed_same_run_and_independent_streams():
     assert _spdc_tags(11, False) == first
     assert _spdc_tags(11, True) == first
     assert _spdc_tags(12, False) != first
+
+
+def test_fifo_fill_level_carries_across_reads():
+    # 150 tags at t=0 into a 100-tag FIFO drained at 1 tag/us: 100 kept; 50 more 10 us later
+    # find 10 freed slots
+    stream = TagStream(TaggerParams(jitter_rms_ps=0, fifo_tags=100, transfer_rate_tags_per_s=1e6))
+    stream.enabled = {1}
+    rng = np.random.default_rng(0)
+    stream.write(1, np.zeros(150, np.int64), rng)
+    assert len(stream.read(1)) == 100
+    stream.write(1, np.full(50, 10 * US, np.int64), rng)
+    batch = stream.read(20 * US)
+    assert len(batch) == 10 and batch.missed_events == 40
