@@ -49,12 +49,15 @@ def within(count, expected, sigmas=3.0):
     return abs(count - expected) <= sigmas * math.sqrt(max(expected, 1.0))
 
 
-@pytest.mark.parametrize("mu", [0.01, 0.1, 0.4])
-def test_pulsed_coincidences_accidentals_and_car_vs_mu(mu):
+@pytest.mark.parametrize("mu, eta_a, eta_b, dark_a, dark_b, window", [
+    (0.01, 0.5, 0.3, 50_000.0, 20_000.0, 2 * NS),
+    (0.1, 0.5, 0.3, 50_000.0, 20_000.0, 2 * NS),
+    (0.4, 0.5, 0.3, 50_000.0, 20_000.0, 2 * NS),
+    (0.01, 0.9, 0.9, 200_000.0, 200_000.0, 5 * NS),  # darks matter, wide window (dead fraction 0.4 %)
+    (0.05, 0.1, 0.6, 500_000.0, 100.0, 500),  # low efficiency, narrow window
+])
+def test_pulsed_coincidences_accidentals_and_car(mu, eta_a, eta_b, dark_a, dark_b, window):
     rep = 10e6
-    eta_a, eta_b = 0.5, 0.3
-    dark_a, dark_b = 50_000.0, 20_000.0
-    window = 2 * NS
     params = spdc.SpdcParams(mode="pulsed", repetition_rate_hz=rep, pair_rate_per_mw_hz=mu * rep,
                              pump_threshold_ma=0.0, pump_slope_mw_per_ma=0.1, oven_time_constant_ps=0,
                              phase_matching_temperature_c=30.0)
