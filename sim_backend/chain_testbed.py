@@ -1,8 +1,15 @@
-"""A simulated testbed for connection tests: nodes on one virtual-clock EventLoop, in-process
-control links, a SimQNIC per node over one exact quantum registry, the real RuleSet executor and
-ConnectionManager, and heralded link-pair generation (Poisson, Werner pairs of the link's
-fidelity) into the executors. The "application" at each end consumes delivered pairs: once both
-halves of a pair are delivered it records their exact fidelity and frees both qubits."""
+"""A simulated testbed of connected nodes on one virtual-clock EventLoop.
+
+Each node gets an in-process control link, a SimQNIC over one shared exact quantum registry, the
+real RuleSet executor and the real ConnectionManager; heralded link-pair generation is Poisson at
+each link's rate and creates Werner pairs of the link's fidelity straight into the executors (the
+photonic heralding path is modelled elsewhere, in memory_link.py and the timing layer). The
+"application" at each end consumes delivered pairs: once both halves of a pair are delivered it
+records their exact fidelity and frees both qubits.
+
+Used by the connection tests (tests/connection/) and by the simulated-testbed benchmark
+(bench/bench_testbed.py), so that both measure the same assembly.
+"""
 
 from __future__ import annotations
 
@@ -180,6 +187,14 @@ class SimTestbed:
         return out
 
 
+def chain_names(n: int) -> list[str]:
+    """Node names along an n-node chain: A, B, C, ... up to 26 nodes, R00, R01, ... beyond."""
+    if n <= 26:
+        return [chr(ord("A") + i) for i in range(n)]
+    return [f"R{i:02d}" for i in range(n)]
+
+
 def chain(n: int, rate: float = 2000.0, fidelity: float = 0.97, **kw) -> SimTestbed:
-    names = [chr(ord("A") + i) for i in range(n)]
+    """An n-node repeater chain with identical links of ``rate`` heralded pairs/s and ``fidelity``."""
+    names = chain_names(n)
     return SimTestbed({(names[i], names[i + 1]): LinkSpec(rate, fidelity) for i in range(n - 1)}, **kw)
