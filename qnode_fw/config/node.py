@@ -74,12 +74,27 @@ class LinkScheme(str, enum.Enum):
 
 
 class MemoryConfig(Strict):
-    """Memory figures of a simulated QNIC (ignored by real QNIC drivers, which measure them)."""
+    """Memory figures of a simulated QNIC (real QNICs measure theirs). Unset fields keep the
+    simulated backend's defaults (an NV centre; sources in docs/physics.md)."""
 
-    t1_ms: float | None = Field(None, gt=0)
-    t2_ms: float = Field(1000.0, gt=0)
-    gate_error: float = Field(0.0, ge=0, le=1)
-    measurement_error: float = Field(0.0, ge=0, le=1)
+    communication_t1_ms: float | None = Field(None, gt=0)
+    communication_t2_ms: float | None = Field(None, gt=0)
+    storage_t1_ms: float | None = Field(None, gt=0)
+    storage_t2_ms: float | None = Field(None, gt=0)
+    single_qubit_gate_error: float | None = Field(None, ge=0, le=1)
+    two_qubit_gate_error: float | None = Field(None, ge=0, le=1)
+    measurement_error: float | None = Field(None, ge=0, le=1)
+    move_error: float | None = Field(None, ge=0, le=1)
+
+    def as_params(self) -> dict[str, float]:
+        """The set fields as ``sim_backend.memory_params.MemoryParams`` keyword arguments."""
+        out: dict[str, float] = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            if name.endswith("_ms"):
+                out[name.removesuffix("_ms") + "_ps"] = float(value) * 1e9
+            else:
+                out[name] = float(value)
+        return out
 
 
 class QnicConfig(Strict):

@@ -1,0 +1,96 @@
+"""Every node of a testbed in one process, on one virtual timeline.
+
+The nodes share one :class:`~qnode_fw.loop.EventLoop` on a :class:`~qnode_fw.clock.VirtualClock`,
+one simulated World (so a photon one node emits is the photon its BSA station detects) and one
+:class:`~qnode_fw.control.InProcessNetwork` whose per-path delay is the fibre delay between the
+nodes (classical signals in the same fibre bundle). Each node is the same :class:`~qnode_fw.node.Node`
+that ``qnode run`` starts on a lab PC; only the environment differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..clock import VirtualClock
+from ..config.testbed import LoadedTestbed
+from ..control import Impairments, InProcessNetwork, LinkSettings
+from ..logs import event
+from ..loop import EventLoop
+from ..node import Node, NodeEnvironment, NodeStatus, link_costs
+from ..rng import RandomStreams
+from ..units import MS, US, fibre_delay_ps
+
+log = logging.getLogger(__name__)
+
+#: Control-plane delay between nodes with no fibre between them (switches, a campus LAN).
+LAN_DELAY_PS = 50 * US
+
+
+@dataclass(frozen=True)
+class VirtualSettings:
+    heartbeat_ps: int = 100 * MS
+    missed_heartbeats: int = 3
+
+
+class VirtualTestbed:
+    """Build, start, run and stop every node of a testbed on one virtual clock."""
+
+    def __init__(self, testbed: LoadedTestbed, *, seed: int | None = None,
+                 settings: VirtualSettings = VirtualSettings()) -> None:
+        from sim_backend.world import World   # only the virtual testbed needs the simulator
+
+        self.testbed = testbed
+        self.config = testbed.config
+        self.seed = self.config.seed if seed is None else seed
+        self.loop = EventLoop(VirtualClock())
+        self.streams = RandomStreams(self.seed)
+        self.world = World(self.loop.clock, self.streams, self.loop)
+        self.network = InProcessNetwork(self.loop, self.streams.get("control/network"),
+                                        Impairments(delay_ps=LAN_DELAY_PS))
+        for a, b in self.config.quantum_links():
+            km = self.config.node(a).link_to(b).fibre_km   # type: ignore[union-attr]
+            self.network.set_path(a, b, Impairments(delay_ps=max(LAN_DELAY_PS, fibre_delay_ps(km))))
+        link_settings = LinkSettings(heartbeat_ps=settings.heartbeat_ps,
+                                     missed_heartbeats=settings.missed_heartbeats)
+        costs = link_costs(self.config.nodes)
+        self.nodes: dict[str, Node] = {}
+        for cfg in self.config.nodes:
+            peers = [n for n in self.config.addresses if n != cfg.address]
+            env = NodeEnvironment(self.loop, self.network.link(cfg.address, peers, link_settings),
+                                  self.streams, self.world, costs)
+            self.nodes[cfg.address] = Node(cfg, env)
+        self.started = False
+
+    def now_ps(self) -> int:
+        return self.loop.now_ps()
+
+    def start(self) -> None:
+        started: list[Node] = []
+        try:
+            for node in self.nodes.values():
+                node.start()
+                started.append(node)
+        except BaseException:
+            for node in reversed(started):
+                node.stop()
+            raise
+        self.started = True
+        event(log, logging.INFO, "testbed.started", testbed=self.config.name, nodes=len(self.nodes),
+              seed=self.seed)
+
+    def run_for(self, duration_ps: int) -> None:
+        self.loop.run_until(self.loop.now_ps() + int(duration_ps))
+
+    def stop(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            node.stop()
+        # Let the goodbyes arrive so no timer is left pointing at a stopped node.
+        self.loop.run_until(self.loop.now_ps() + 10 * LAN_DELAY_PS)
+        self.started = False
+
+    def status(self) -> dict[str, NodeStatus]:
+        return {a: n.status() for a, n in self.nodes.items()}
+
+    def all_peers_up(self) -> bool:
+        return all(up for st in self.status().values() for up, _ in st.peers.values())
