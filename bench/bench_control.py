@@ -12,6 +12,7 @@ import time
 
 import zmq
 
+from qnode_fw.benchmarks import Figure
 from qnode_fw.clock import WallClock
 from qnode_fw.control import LinkSettings, ZmqControlLink
 from qnode_fw.loop import EventLoop
@@ -61,19 +62,21 @@ def _link(n: int) -> list[int]:
     return out
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False) -> list[Figure]:
     n = 300 if quick else 3000
     raw, link = _raw(n), _link(n)
     rows = []
     for name, f in (("p50", statistics.median), ("p99", lambda s: sorted(s)[int(0.99 * len(s))])):
         lv, rv = f(link) / 1000, f(raw) / 1000
-        rows.append({"name": f"control_one_way_latency_{name}", "value": round(lv, 1), "unit": "us",
-                     "baseline_name": f"raw_zmq_one_way_latency_{name}", "baseline_value": round(rv, 1),
-                     "ratio": round(lv / rv, 2),
-                     "note": f"ZmqControlLink over TCP loopback, {n} sequential messages, no CURVE"})
+        rows.append(Figure(f"control_one_way_latency_{name}", round(lv, 1), "us",
+                           f"raw_zmq_one_way_latency_{name}", round(rv, 1),
+                           f"ZmqControlLink over TCP loopback, {n} sequential messages, no CURVE"))
     return rows
 
 
 if __name__ == "__main__":
-    for row in run():
-        print(row)
+    import json
+    import sys
+
+    for fig in run(quick="--quick" in sys.argv):
+        print(json.dumps(fig.to_json()))

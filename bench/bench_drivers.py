@@ -10,6 +10,7 @@ import socket
 import time
 
 from drivers.registry import InstrumentSpec, open_instrument
+from qnode_fw.benchmarks import Figure
 from sim_backend.emulators.awg import Keysight33500Emulator, TektronixAWG70kEmulator
 from sim_backend.emulators.idq import IdqTimeControllerEmulator
 from sim_backend.emulators.pair_sources import QubitekkSpdcEmulator
@@ -37,7 +38,7 @@ def _raw_socket_rate(emulator: Keysight33500Emulator, seconds: float) -> float:
         return _rate(once, seconds)
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False) -> list[Figure]:
     seconds = 0.5 if quick else 3.0
     cases = [
         ("keysight_33500b", "awg", Keysight33500Emulator, "visa_socket_resource", {}, lambda i: i.amplitude[1]),
@@ -58,13 +59,18 @@ def run(quick: bool = False) -> list[dict]:
                 rate = _rate(lambda: query(inst), seconds)
             finally:
                 inst.close()
-        results.append({"name": f"{model} query round trips", "value": round(rate, 1), "unit": "1/s",
-                        "baseline_name": "raw TCP socket *IDN? round trip (same emulator framework)",
-                        "baseline_value": round(baseline, 1), "ratio": round(rate / baseline, 3),
-                        "note": "loopback, emulator in a thread of the same process; one query per round trip"})
+        results.append(Figure(
+            f"{model}_query_round_trips", round(rate, 1), "round trips/s",
+            "raw_tcp_idn_round_trips_same_emulator_framework", round(baseline, 1),
+            f"{kind} driver over its transport to its emulator on loopback, emulator in a thread "
+            "of the same process; one query per round trip; baseline: raw TCP socket *IDN? "
+            "against the Keysight emulator"))
     return results
 
 
 if __name__ == "__main__":
-    for row in run(quick=True):
-        print(row)
+    import json
+    import sys
+
+    for fig in run(quick="--quick" in sys.argv):
+        print(json.dumps(fig.to_json()))

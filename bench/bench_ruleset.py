@@ -22,6 +22,7 @@ import zmq
 from drivers.qnic import QNIC, Basis, Gate, QubitRole
 from qnode_fw.addresses import PairName, QubitAddress
 from qnode_fw.bell import BellState
+from qnode_fw.benchmarks import Figure
 from qnode_fw.clock import VirtualClock
 from qnode_fw.events import PairReady
 from qnode_fw.loop import EventLoop
@@ -95,7 +96,7 @@ def _zmq_baseline(n: int) -> tuple[float, float]:
     return rate, float(np.median(lats)) / 1e3
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False) -> list[Figure]:
     n_pairs = 2_000 if quick else 20_000
     loop = EventLoop(VirtualClock())
     sets = chain_rulesets(["A", "B", "C"], ruleset_id="bench", connection="A-C")
@@ -171,11 +172,12 @@ def run(quick: bool = False) -> list[dict]:
          "SwapResult with a non-zero frame -> Pauli correction issued"),
         ("correction_reaction_p99", a_p99, "us", "zmq_inproc_one_way_p50", zmq_lat_us, ""),
     ]
-    return [{"name": n, "value": round(v, 3), "unit": u, "baseline_name": bn,
-             "baseline_value": round(bv, 3), "ratio": round(v / bv, 3) if bv else None,
-             "note": note} for n, v, u, bn, bv, note in rows]
+    return [Figure(n, round(v, 3), u, bn, round(bv, 3), note) for n, v, u, bn, bv, note in rows]
 
 
 if __name__ == "__main__":
-    for row in run(quick=True):
-        print(row)
+    import json
+    import sys
+
+    for fig in run(quick="--quick" in sys.argv):
+        print(json.dumps(fig.to_json()))

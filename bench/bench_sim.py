@@ -19,6 +19,7 @@ import numpy as np
 
 from drivers.registry import DriverContext, InstrumentSpec, open_instrument
 from qnode_fw.bell import BellState
+from qnode_fw.benchmarks import Figure
 from qnode_fw.clock import VirtualClock
 from qnode_fw.loop import EventLoop
 from qnode_fw.rng import RandomStreams
@@ -127,32 +128,33 @@ def _chain(sim_ms: int, physics: bool) -> tuple[float, dict]:
     return time.perf_counter() - t0, stats
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False) -> list[Figure]:
     results = []
     sim_ms = 100 if quick else 1000
     _spdc(10)  # numba compile / cache load off the clock
     tags, wall = _spdc(sim_ms)
     base = _numpy_baseline(tags, sim_ms * MS)
     rate, base_rate = tags / wall / 1e6, tags / base / 1e6
-    results.append({"name": "sim_spdc_tags_per_second", "value": round(rate, 2), "unit": "Mtags/s",
-                    "baseline_name": "numpy_sorted_uniform_tags", "baseline_value": round(base_rate, 2),
-                    "ratio": round(rate / base_rate, 3),
-                    "note": f"pulsed SPDC 80 MHz, mu=0.05, two 1 km arms, SNSPDs; {tags} tags in "
-                            f"{sim_ms} ms simulated, 10 ms tagger reads"})
+    results.append(Figure("sim_spdc_tags_per_second", round(rate, 2), "Mtags/s",
+                          "numpy_sorted_uniform_tags", round(base_rate, 2),
+                          f"pulsed SPDC 80 MHz, mu=0.05, two 1 km arms, SNSPDs; {tags} tags in "
+                          f"{sim_ms} ms simulated, 10 ms tagger reads"))
     chain_ms = 20 if quick else 200
     wall, stats = _chain(chain_ms, True)
     wall0, _ = _chain(chain_ms, False)
     ratio = (chain_ms / 1000) / wall
     base = (chain_ms / 1000) / wall0
-    results.append({"name": "sim_memory_chain_speed", "value": round(ratio, 4), "unit": "sim s / wall s",
-                    "baseline_name": "bare_event_loop_same_schedule", "baseline_value": round(base, 3),
-                    "ratio": round(ratio / base, 4),
-                    "note": f"3-node chain, 2 links x 2 km, attempt every 20 us per link, herald decode "
-                            f"every 1 ms, swaps at B: {stats['heralds']} heralds, {stats['swaps']} swaps "
-                            f"in {chain_ms} ms simulated"})
+    results.append(Figure("sim_memory_chain_speed", round(ratio, 4), "sim s / wall s",
+                          "bare_event_loop_same_schedule", round(base, 3),
+                          f"3-node chain, 2 links x 2 km, attempt every 20 us per link, herald decode "
+                          f"every 1 ms, swaps at B: {stats['heralds']} heralds, {stats['swaps']} swaps "
+                          f"in {chain_ms} ms simulated"))
     return results
 
 
 if __name__ == "__main__":
-    for row in run(quick=True):
-        print(row)
+    import json
+    import sys
+
+    for fig in run(quick="--quick" in sys.argv):
+        print(json.dumps(fig.to_json()))

@@ -13,11 +13,16 @@ import time
 
 import numpy as np
 
+from qnode_fw.benchmarks import Figure, Reference, Target
 from timing import kernels as K
 from timing.detection import DetectorConfig, HeraldDetector, detect_heralds_reference
 
 USB_MTAGS = 90.0
 SFP_MTAGS = 300.0
+SWABIAN = (Reference("swabian_time_tagger_x_usb", USB_MTAGS, "Swabian Time Tagger X, USB 3 transfer rate"),
+           Reference("swabian_time_tagger_x_sfp", SFP_MTAGS, "Swabian Time Tagger X, SFP+ transfer rate"))
+#: Issue 11: tag-stream processing must keep up with a tagger on USB.
+TARGET = Target(">=", USB_MTAGS)
 PERIOD = 10_000
 
 
@@ -58,7 +63,7 @@ def _pin_one_core() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False) -> list[Figure]:
     _pin_one_core()
     n = 2_000_000 if quick else 20_000_000
     repeats = 2 if quick else 3
@@ -80,13 +85,10 @@ def run(quick: bool = False) -> list[dict]:
     t_kernel = _best(streaming, repeats)
     t_numpy = _best(lambda: detect_heralds_reference(ch, ts, cfg), 1 if not quick else 1)
     k_rate, np_rate = n / t_kernel / 1e6, n / t_numpy / 1e6
-    note = (f"{n / 1e6:.0f} Mtags BSA stream in 1 Mtag batches on one core; "
-            f"vs Swabian USB {USB_MTAGS:.0f}: x{k_rate / USB_MTAGS:.2f}, "
-            f"SFP+ {SFP_MTAGS:.0f}: x{k_rate / SFP_MTAGS:.2f}")
-    results.append({"name": "herald_detection_throughput", "value": round(k_rate, 1),
-                    "unit": "Mtags/s", "baseline_name": "numpy_reference_herald_detection",
-                    "baseline_value": round(np_rate, 1), "ratio": round(k_rate / np_rate, 1),
-                    "note": note})
+    results.append(Figure("herald_detection_throughput", round(k_rate, 1), "Mtags/s",
+                          "numpy_reference_herald_detection", round(np_rate, 1),
+                          f"{n / 1e6:.0f} Mtags BSA stream in 1 Mtag batches on one core",
+                          SWABIAN, TARGET))
 
     ch, ts = _spdc_stream(n)
     K.coincidences_merged(ch[:1000], ts[:1000], 1, 2, -500, 500)
@@ -99,12 +101,10 @@ def run(quick: bool = False) -> list[dict]:
     t_numpy = _best(numpy_coinc, repeats)
     assert K.coincidences_merged(ch, ts, 1, 2, 700, 1_700) == numpy_coinc()
     k_rate, np_rate = n / t_kernel / 1e6, n / t_numpy / 1e6
-    results.append({"name": "coincidence_counting_throughput", "value": round(k_rate, 1),
-                    "unit": "Mtags/s", "baseline_name": "numpy_searchsorted_coincidences",
-                    "baseline_value": round(np_rate, 1), "ratio": round(k_rate / np_rate, 1),
-                    "note": f"two channels from a merged {n / 1e6:.0f} Mtag stream, 1 ns window; "
-                            f"vs Swabian USB {USB_MTAGS:.0f}: x{k_rate / USB_MTAGS:.2f}, "
-                            f"SFP+ {SFP_MTAGS:.0f}: x{k_rate / SFP_MTAGS:.2f}"})
+    results.append(Figure("coincidence_counting_throughput", round(k_rate, 1), "Mtags/s",
+                          "numpy_searchsorted_coincidences", round(np_rate, 1),
+                          f"two channels from a merged {n / 1e6:.0f} Mtag stream, 1 ns window, "
+                          "one core", SWABIAN, TARGET))
     return results
 
 
@@ -112,5 +112,5 @@ if __name__ == "__main__":
     import json
     import sys
 
-    for row in run(quick="--quick" in sys.argv):
-        print(json.dumps(row))
+    for fig in run(quick="--quick" in sys.argv):
+        print(json.dumps(fig.to_json()))
