@@ -80,8 +80,35 @@ def purify(qnic: QNIC, method: PurificationMethod, kept: int, sacrificed: list[i
     return bits, 2 * d("CNOT") + 2 * d("measure")
 
 
+def double_selection(f: float, f1: float, f2: float) -> tuple[float, float]:
+    """(success probability, output fidelity) of double selection on Werner pairs: kept ``f``,
+    sacrificed ``f1`` (checked directly) and ``f2`` (checks ``f1``).
+
+    Sums over the Pauli errors (x, z) of the three pairs (Φ+ = (0,0), Φ− = (0,1), Ψ+ = (1,0),
+    Ψ− = (1,1)): DOUBLE_X keeps when x_k⊕x_1⊕x_2 = 0 and z_1 = z_2, leaving the kept pair with
+    (x_k, z_k⊕z_1). DOUBLE_Z is the same with x and z exchanged, which Werner weights cannot
+    tell apart, so one formula serves both. This is not two BBPSSW rounds: the second sacrificed
+    pair catches the phase error the first one kicks back, which a second round cannot.
+    """
+    def weights(fid: float) -> dict[tuple[int, int], float]:
+        q = (1 - fid) / 3
+        return {(0, 0): fid, (0, 1): q, (1, 0): q, (1, 1): q}
+
+    p = good = 0.0
+    for (xk, zk), a in weights(f).items():
+        for (x1, z1), b in weights(f1).items():
+            for (x2, z2), c in weights(f2).items():
+                if xk ^ x1 ^ x2 == 0 and z1 == z2:
+                    p += a * b * c
+                    if xk == 0 and zk == z1:
+                        good += a * b * c
+    return p, good / p
+
+
 def purified_fidelity(method: PurificationMethod, f: float, sacrificed: list[float]) -> float:
-    """Fidelity estimate after a matching result (one BBPSSW round per sacrificed pair)."""
-    for fs in sacrificed:
-        f = bbpssw(f, fs)[1]
-    return f
+    """Fidelity estimate after a matching result, treating every input as a Werner pair:
+    BBPSSW for single selection, :func:`double_selection` for double selection."""
+    if method.pairs_needed == 3:
+        return double_selection(f, *sacrificed)[1]
+    (fs,) = sacrificed
+    return bbpssw(f, fs)[1]
