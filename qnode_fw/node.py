@@ -108,6 +108,8 @@ class Node:
         self.manager: ConnectionManager | None = None
         self.pool: ResourcePool | None = None
         self._deliver_hook = deliver
+        #: Further ``fn(node_address, event)`` called for every delivery (the application API).
+        self.delivery_listeners: list[Callable[[NodeAddress, object], None]] = []
         self.delivered: list[object] = []
         self.stack = ComponentStack(self.address)
         self.stack.add(FunctionComponent("instruments", self._open_instruments, self._close_instruments))
@@ -219,6 +221,8 @@ class Node:
             self.manager.pair_delivered(ev.ruleset_id)  # type: ignore[attr-defined]
         if self._deliver_hook is not None:
             self._deliver_hook(self.address, ev)
+        for listener in list(self.delivery_listeners):
+            listener(self.address, ev)
 
     # -- status -------------------------------------------------------------------------------------
     def status(self) -> NodeStatus:
