@@ -15,22 +15,34 @@ Filtering: queueing only ever adds delay, so in each block of exchanges the one 
 round trip is the least disturbed (min-delay selection). A least-squares line through the selected
 offsets over a sliding window gives the offset now and the drift rate (its slope), and the
 regression's prediction error gives the statistical part of the uncertainty.
+
+Faults the filter must not average over (:class:`SyncTolerance`): a filtered offset further than
+``max_step_ps`` from the line's prediction is a clock *jump* (a step of either clock); the window
+restarts from that sample so the estimate follows the new offset at once instead of bending the
+line. A fitted drift beyond ``max_drift_ppm`` (once the window holds ``min_drift_samples``) is
+*drift beyond tolerance*. Both are reported as :class:`ClockFault` (logged, kept in
+``ClockSyncClient.faults`` and passed to ``on_fault`` handlers), naming the node and station.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from qnode_fw.addresses import NodeAddress
 from qnode_fw.clock import Clock
+from qnode_fw.logs import event
 from qnode_fw.loop import EventLoop, TimerHandle
 
 from .frames import Frame, FrameType
 from .herald_link import HeraldEndpoint
+
+log = logging.getLogger(__name__)
 
 
 class SimulatedClock(Clock):
@@ -98,25 +110,73 @@ class SyncEstimate:
         return (station_ps - self.offset_ps + self.drift_ppm * 1e-6 * self.at_ps) / rate
 
 
+@dataclass(frozen=True, slots=True)
+class SyncTolerance:
+    """What the timing layer tolerates: a larger step or drift is a fault, not noise."""
+
+    max_step_ps: float
+    max_drift_ppm: float = math.inf
+    min_drift_samples: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ClockFault:
+    """A clock fault seen by sync: ``kind`` is ``jump`` (``value`` the step, ps, station minus
+    node) or ``drift`` (``value`` the fitted drift, ppm); ``limit`` the tolerance it broke."""
+
+    kind: str
+    node: NodeAddress
+    station: NodeAddress
+    at_ps: int
+    value: float
+    limit: float
+
+    def __str__(self) -> str:
+        unit = "ps" if self.kind == "jump" else "ppm"
+        what = "clock jump" if self.kind == "jump" else "clock drift"
+        return (f"{what} between {self.node} and {self.station}: {self.value:+.6g} {unit} "
+                f"(tolerance {self.limit:g} {unit}) at {self.at_ps} ps")
+
+
 class TwoWayEstimator:
-    """Min-delay selection per block, then a least-squares offset/drift line over a window."""
+    """Min-delay selection per block, then a least-squares offset/drift line over a window.
+
+    With ``tolerance``, :meth:`add` returns the step (ps) when a filtered sample lands further
+    than ``max_step_ps`` from the line, after restarting the window from that sample.
+    """
 
     def __init__(self, *, block: int = 8, window: int = 32, asymmetry_ps: int = 0,
-                 asymmetry_bound_ps: float = 0.0, resolution_ps: float = 1.0) -> None:
+                 asymmetry_bound_ps: float = 0.0, resolution_ps: float = 1.0,
+                 tolerance: SyncTolerance | None = None) -> None:
         if block < 1 or window < 2:
             raise ValueError("block must be >= 1 and window >= 2")
         self.block = block
         self.asymmetry_ps = asymmetry_ps
         self.asymmetry_bound_ps = float(asymmetry_bound_ps)
         self.resolution_ps = float(resolution_ps)
+        self.tolerance = tolerance
         self._current: list[Exchange] = []
         self._selected: deque[Exchange] = deque(maxlen=window)
 
-    def add(self, ex: Exchange) -> None:
+    def add(self, ex: Exchange) -> float | None:
         self._current.append(ex)
-        if len(self._current) >= self.block:
-            self._selected.append(min(self._current, key=lambda e: e.delay_ps))
-            self._current = []
+        if len(self._current) < self.block:
+            return None
+        best = min(self._current, key=lambda e: e.delay_ps)
+        self._current = []
+        step = None
+        if self.tolerance is not None and self.ready:
+            predicted = self.estimate((best.t1 + best.t4) // 2)
+            residual = best.offset_ps - self.asymmetry_ps / 2 - predicted.offset_ps
+            if abs(residual) > self.tolerance.max_step_ps:
+                step = residual
+                self._selected.clear()  # the old line describes a clock that is gone
+        self._selected.append(best)
+        return step
+
+    @property
+    def samples(self) -> int:
+        return len(self._selected)
 
     @property
     def ready(self) -> bool:
@@ -181,6 +241,9 @@ class ClockSyncClient:
         self.interval_ps = int(interval_ps)
         self.estimator = estimator or TwoWayEstimator()
         self.exchanges = 0
+        self.faults: list[ClockFault] = []      # the latest 100
+        self.on_fault: list[Callable[[ClockFault], None]] = []
+        self._drift_bad = False
         self._next_id = 1
         self._pending: dict[int, int] = {}
         self._max_outstanding = max_outstanding
@@ -216,8 +279,29 @@ class ClockSyncClient:
         t1 = self._pending.pop(frame.attempt_id, None)
         if t1 is None:
             return
-        self.estimator.add(Exchange(t1, frame.aux_ps, frame.timestamp_ps, t4))
+        step = self.estimator.add(Exchange(t1, frame.aux_ps, frame.timestamp_ps, t4))
         self.exchanges += 1
+        tol = self.estimator.tolerance
+        if tol is None:
+            return
+        if step is not None:
+            self._report(ClockFault("jump", self.endpoint.node, self.station, t4, step,
+                                    tol.max_step_ps))
+        if self.estimator.samples >= max(2, tol.min_drift_samples) and math.isfinite(tol.max_drift_ppm):
+            drift = self.estimator.estimate(t4).drift_ppm
+            bad = abs(drift) > tol.max_drift_ppm
+            if bad and not self._drift_bad:   # once per excursion, not once per exchange
+                self._report(ClockFault("drift", self.endpoint.node, self.station, t4, drift,
+                                        tol.max_drift_ppm))
+            self._drift_bad = bad
+
+    def _report(self, fault: ClockFault) -> None:
+        self.faults.append(fault)
+        del self.faults[:-100]
+        event(log, logging.WARNING, f"clock-{fault.kind}", node=fault.node, station=fault.station,
+              value=round(fault.value, 3), limit=fault.limit, at_ps=fault.at_ps)
+        for handler in list(self.on_fault):
+            handler(fault)
 
     def estimate(self) -> SyncEstimate:
         return self.estimator.estimate(self.clock.now_ps())
