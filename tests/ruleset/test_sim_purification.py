@@ -118,7 +118,7 @@ def test_closed_forms_agree_with_each_other() -> None:
 
 @pytest.mark.parametrize("f1, f2", [(0.75, 0.75), (0.9, 0.7)])
 def test_bbpssw_on_werner_pairs_matches_closed_form(f1: float, f2: float) -> None:
-    trials = 700
+    trials = 500
     p, f_out = bbpssw_werner(f1, f2)
     _, weights = bcnot_round(werner(f1), werner(f2))
     chain = SimChain(PATH, purify_sets(), seed=int(100 * f2))
@@ -145,7 +145,7 @@ def test_bbpssw_on_werner_pairs_matches_closed_form(f1: float, f2: float) -> Non
 
 @pytest.mark.parametrize("method", [PM.DOUBLE_X, PM.DOUBLE_Z])
 def test_double_selection_on_werner_pairs_matches_closed_form(method: PM) -> None:
-    trials, f = 500, 0.8
+    trials, f = 300, 0.8
     p, weights = double_selection(werner(f), werner(f), werner(f), method)
     chain = SimChain(PATH, purify_sets(method), seed=21)
     for _ in range(trials):
@@ -231,7 +231,7 @@ def dejmps_sets(rounds: int) -> dict[str, m.RuleSet]:
 
 @pytest.mark.parametrize("coeffs", [(0.7, 0.05, 0.05, 0.2), (0.6, 0.3, 0.05, 0.05)])
 def test_dejmps_two_rounds_on_bell_diagonal_pairs(coeffs) -> None:
-    trials = 600
+    trials = 400
     p1, w1 = dejmps(coeffs)
     p2, w2 = dejmps(w1)
     # BBPSSW's untwirled round would leave a different state: the test can tell them apart.
