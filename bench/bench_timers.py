@@ -1,0 +1,210 @@
+"""Timers: how late the wall-clock runtime fires scheduled actions while it processes heralds, and
+how many timers per second the virtual-clock loop fires.
+
+Wall clock (the real-time figure for the node PC; hard timing stays in the instruments): an end
+node's EventLoop on the WallClock runs an attempt schedule, one timer every 100 us (call_at on an
+absolute grid, each recording its emission with the link's PairBinder), while a BSA station in
+another process sends it a HERALD frame for every attempt over a real ZeroMQ herald link, in
+batches every 1 ms as a tagger read would deliver them. The node decodes, checks and binds every
+herald to a PairReady on the same loop. Lateness = the loop's clock when the timer callback runs
+minus the time it was due. Baseline, same run: the same schedule with no station (idle loop).
+
+Virtual clock: 10^6 timers across 3 nodes sharing one EventLoop on a VirtualClock, each node
+keeping 100 timers pending with seeded random delays (1 ns .. 1 us). Baseline, same run: a bare
+heapq scheduler (push/pop of (time, seq, callback) tuples) firing the same number of callbacks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from qnode_fw.benchmarks import Figure, Reference
+
+ATTEMPT_PERIOD_US = 100
+HERALD_BATCH_MS = 1.0
+STATION_LAG_US = 2_000   # the station heralds attempt k this long after its slot (fibre + read)
+LINK = "A-B"
+
+
+# -- wall clock: station process ----------------------------------------------------------------
+def station_main(duration_s: float) -> None:
+    """Child: bind, wait for the node's start frame, then herald every attempt in 1 ms batches."""
+    import zmq
+
+    from timing.frames import FrameType, Outcome
+    from timing.herald_link import ZmqHeraldEndpoint
+
+    ctx = zmq.Context()
+    ep = ZmqHeraldEndpoint("bsa", LINK, bind="tcp://127.0.0.1:0", context=ctx)
+    print(ep.address, flush=True)
+    started: list[float] = []
+    ep.subscribe(FrameType.SYNC_REQUEST, lambda peer, frame: started.append(time.perf_counter()))
+    deadline = time.monotonic() + 10
+    while not started and time.monotonic() < deadline:
+        ep.poll(10)
+    if not started:
+        raise SystemExit("no start frame from the node")
+    t0, k, period = started[0], 0, ATTEMPT_PERIOD_US * 1e-6
+    outcomes = (Outcome.PSI_PLUS, Outcome.PSI_MINUS)
+    while (now := time.perf_counter()) - t0 < duration_s:
+        due = int((now - t0 - STATION_LAG_US * 1e-6) / period)
+        while k <= due:
+            ep.send("A", FrameType.HERALD, k, int((k * period) * 1e12), outcomes[k & 1])
+            k += 1
+        time.sleep(HERALD_BATCH_MS / 1000)
+    ep.close()
+    ctx.term()
+
+
+# -- wall clock: node ----------------------------------------------------------------------------
+def _lateness(duration_s: float, with_station: bool) -> tuple[np.ndarray, dict]:
+    import zmq
+
+    from qnode_fw.addresses import QubitAddress
+    from qnode_fw.clock import WallClock
+    from qnode_fw.loop import EventLoop
+    from qnode_fw.units import MS, US
+    from timing.binding import PairBinder
+    from timing.frames import FrameType, link_id_for
+    from timing.herald_link import ZmqHeraldEndpoint
+
+    loop = EventLoop(WallClock())
+    ctx = zmq.Context()
+    station = None
+    endpoint = None
+    ready = [0]
+    if with_station:
+        station = subprocess.Popen([sys.executable, __file__, "--station", str(duration_s + 0.5)],
+                                   stdout=subprocess.PIPE, text=True)
+        address = station.stdout.readline().strip()  # type: ignore[union-attr]
+        endpoint = ZmqHeraldEndpoint("A", LINK, connect={"bsa": address}, context=ctx)
+        endpoint.attach(loop)
+    binder = PairBinder("A", LINK, link_id_for(LINK), "B", "bsa", loop.clock,
+                        on_pair_ready=lambda ev: ready.__setitem__(0, ready[0] + 1),
+                        expiry_ps=20 * MS, loop=loop)
+    if endpoint is not None:
+        binder.attach(endpoint)
+    period = ATTEMPT_PERIOD_US * US
+    late_ps: list[int] = []
+    t0 = loop.now_ps() + 10 * MS
+    n_slots = int(duration_s * 1e6 / ATTEMPT_PERIOD_US)
+
+    def attempt(k: int) -> None:
+        late_ps.append(loop.now_ps() - (t0 + k * period))
+        binder.record_emission(k, QubitAddress(0, k % 1000))
+        if k + 1 < n_slots:
+            loop.call_at(t0 + (k + 1) * period, attempt, k + 1)
+
+    if endpoint is not None:
+        endpoint.send("bsa", FrameType.SYNC_REQUEST, 0, 0)  # the station starts its slots now
+    loop.call_at(t0, attempt, 0)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    loop.run_until(t0 + n_slots * period + 5 * MS)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    stats = {"pairs_ready": ready[0], "slots": n_slots, "cpu_share": cpu / wall,
+             "heralds_received": endpoint.stats.received if endpoint is not None else 0}
+    if endpoint is not None:
+        endpoint.close()
+    if station is not None:
+        station.wait(timeout=10)
+    loop.close()
+    ctx.term()
+    return np.asarray(late_ps, dtype=np.float64) / 1e6, stats  # us
+
+
+# -- virtual clock ----------------------------------------------------------------------------------
+def _virtual_timers(total: int, nodes: int = 3, pending: int = 100, seed: int = 1) -> float:
+    from qnode_fw.clock import VirtualClock
+    from qnode_fw.loop import EventLoop
+
+    loop = EventLoop(VirtualClock())
+    per_node = total // nodes
+    delays = [np.random.default_rng([seed, i]).integers(1_000, 1_000_000, per_node).tolist()
+              for i in range(nodes)]
+    fired = [0] * nodes
+
+    def fire(node: int) -> None:
+        k = fired[node]
+        fired[node] = k + 1
+        if k + pending < per_node:
+            loop.call_later(delays[node][k + pending], fire, node)
+
+    for node in range(nodes):
+        for k in range(pending):
+            loop.call_later(delays[node][k], fire, node)
+    t0 = time.perf_counter()
+    loop.run_until_idle()
+    wall = time.perf_counter() - t0
+    loop.close()
+    if sum(fired) != per_node * nodes:
+        raise RuntimeError(f"fired {sum(fired)} of {per_node * nodes} timers")
+    return per_node * nodes / wall
+
+
+def _heapq_timers(total: int, nodes: int = 3, pending: int = 100, seed: int = 1) -> float:
+    per_node = total // nodes
+    delays = [np.random.default_rng([seed, i]).integers(1_000, 1_000_000, per_node).tolist()
+              for i in range(nodes)]
+    fired = [0] * nodes
+    heap: list = []
+    seq = itertools.count()
+    now = [0]
+
+    def fire(node: int) -> None:
+        k = fired[node]
+        fired[node] = k + 1
+        if k + pending < per_node:
+            heapq.heappush(heap, (now[0] + delays[node][k + pending], next(seq), fire, node))
+
+    for node in range(nodes):
+        for k in range(pending):
+            heapq.heappush(heap, (delays[node][k], next(seq), fire, node))
+    t0 = time.perf_counter()
+    while heap:
+        when, _, cb, arg = heapq.heappop(heap)
+        now[0] = when
+        cb(arg)
+    return per_node * nodes / (time.perf_counter() - t0)
+
+
+def run(quick: bool = False) -> list[Figure]:
+    loaded_s, idle_s = (1.0, 0.5) if quick else (6.0, 3.0)
+    idle, _ = _lateness(idle_s, with_station=False)
+    loaded, st = _lateness(loaded_s, with_station=True)
+    period = Reference("attempt_period", float(ATTEMPT_PERIOD_US), "the schedule's own period")
+    herald_rate = st["heralds_received"] / loaded_s
+    load = (f"{st['slots']} attempt timers every {ATTEMPT_PERIOD_US} us; {st['heralds_received']} "
+            f"heralds received ({herald_rate / 1000:.1f} k/s, 1 ms batches over ZeroMQ loopback), "
+            f"{st['pairs_ready']} bound to PairReady (a herald that arrives before its late attempt "
+            f"timer recorded the emission is refused as unknown); loop process CPU "
+            f"{st['cpu_share']:.0%} of wall")
+    figures = []
+    for q, fn in (("p50", lambda a: np.percentile(a, 50)), ("p99", lambda a: np.percentile(a, 99)),
+                  ("max", np.max)):
+        figures.append(Figure(f"wall_timer_lateness_under_heralds_{q}", round(float(fn(loaded)), 1),
+                              "us", f"wall_timer_lateness_idle_{q}", round(float(fn(idle)), 1),
+                              load, (period,)))
+    total = 100_000 if quick else 1_000_000
+    rate = _virtual_timers(total)
+    base = _heapq_timers(total)
+    figures.append(Figure("virtual_timers_per_s", round(rate), "timers/s", "bare_heapq_timers_per_s",
+                          round(base), f"{total} timers across 3 nodes on one virtual-clock "
+                          f"EventLoop, 100 pending per node, seeded delays 1 ns..1 us; "
+                          f"{total / rate:.2f} s for all"))
+    return figures
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--station":
+        station_main(float(sys.argv[2]))
+    else:
+        for fig in run(quick="--quick" in sys.argv):
+            print(json.dumps(fig.to_json()))
