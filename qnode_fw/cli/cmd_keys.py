@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
+from qnode_fw.config.source import load_document
 from qnode_fw.control.auth import write_node_keys
 from qnode_fw.errors import ConfigError
 
@@ -31,23 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _testbed_nodes(path: str) -> list[str]:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read testbed: {exc}", file=path) from None
-    nodes = data.get("nodes") if isinstance(data, dict) else None
-    if isinstance(nodes, dict):
-        return [str(k) for k in nodes]
+    """Addresses of a testbed's nodes, inline or by file. The testbed is not fully validated
+    here: its keys_dir may name the very directory being created."""
+    doc = load_document(path)
+    nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
     if not isinstance(nodes, list):
-        raise ConfigError("no nodes: list", file=path, field="nodes")
+        raise doc.error(("nodes",), "no nodes: list", expected="a list of node files or nodes")
     out = []
     for i, n in enumerate(nodes):
-        if isinstance(n, str):
-            out.append(n)
-        elif isinstance(n, dict) and isinstance(n.get("address"), str):
+        if isinstance(n, dict) and isinstance(n.get("file"), str):
+            n = load_document(Path(path).parent / n["file"]).data
+        if isinstance(n, dict) and isinstance(n.get("address"), str):
             out.append(n["address"])
         else:
-            raise ConfigError("entry has no address", file=path, field=f"nodes[{i}].address")
+            raise doc.error(("nodes", i), "entry has no address", expected="address: or file:")
     return out
 
 

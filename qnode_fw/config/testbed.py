@@ -71,9 +71,15 @@ class LoadedTestbed:
     config: TestbedConfig
     document: Document
     base_dir: Path
+    #: Each node's document (by address): where its values came from, for relative paths.
+    node_documents: dict[str, Document]
 
     def resolve(self, relative: str) -> Path:
         return (self.base_dir / relative).resolve()
+
+    def resolve_for_node(self, address: str, relative: str) -> Path:
+        """A path written in a node's file, relative to that file."""
+        return (Path(self.node_documents[address].file).parent / relative).resolve()
 
 
 def _node_entry(doc: Document, i: int, base: Path) -> Document:
@@ -145,7 +151,8 @@ def load_testbed(path: str | Path) -> LoadedTestbed:
     errors.extend(check_testbed(doc, node_docs, config, path.parent))
     if errors:
         raise ConfigErrors(errors)
-    return LoadedTestbed(config, doc, path.parent)
+    return LoadedTestbed(config, doc, path.parent,
+                         {c.address: d for c, d in zip(configs, node_docs)})
 
 
 _PLACEHOLDER: dict[str, Any] = {"address": "placeholder", "role": "COMP",

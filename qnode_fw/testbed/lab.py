@@ -1,0 +1,115 @@
+"""One node on a lab PC: wall clock, ZeroMQ control link, CurveZMQ when the testbed has keys.
+
+``qnode run NODE.yaml --testbed TESTBED.yaml`` builds a :class:`LabNode`: the node file says what
+this PC drives, the testbed says who the peers are, where they listen and which public keys they
+hold. Simulated instruments (``model: sim``) still work here, each node with its own World, so a
+node PC can be rehearsed without its instruments.
+
+Shutdown: SIGINT or SIGTERM schedules a stop on the loop thread; the node then stops its
+components in reverse order (control link first says goodbye to its peers) and the process exits
+with 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+
+from ..clock import WallClock
+from ..component import install_signal_handlers
+from ..config.node import NodeConfig
+from ..config.testbed import LoadedTestbed
+from ..control import (CurveIdentity, LinkSettings, NodeAuthenticator, ZmqControlLink,
+                       load_allowlist, load_identity)
+from ..errors import ConfigError
+from ..logs import event
+from ..loop import EventLoop
+from ..node import Node, NodeEnvironment, link_costs
+from ..rng import RandomStreams
+from ..units import S
+
+log = logging.getLogger(__name__)
+
+
+class LabNode:
+    """A :class:`~qnode_fw.node.Node` in its own process on the wall clock."""
+
+    def __init__(self, testbed: LoadedTestbed, address: str, *, seed: int | None = None,
+                 settings: LinkSettings | None = None) -> None:
+        if address not in testbed.config.addresses:
+            raise ConfigError(f"node {address!r} is not part of testbed {testbed.config.name}",
+                              file=testbed.document.file, field="nodes",
+                              expected="one of " + ", ".join(testbed.config.addresses))
+        self.testbed = testbed
+        self.config: NodeConfig = testbed.config.node(address)
+        self.loop = EventLoop(WallClock())
+        self.context = zmq.Context()
+        self.authenticator: NodeAuthenticator | None = None
+        identity, peer_keys = self._keys()
+        peers = {n.address: n.control.endpoint for n in testbed.config.nodes if n.address != address}
+        control = ZmqControlLink(address, self.loop, bind=self.config.control.endpoint, peers=peers,
+                                 context=self.context, identity=identity, peer_keys=peer_keys,
+                                 settings=settings)
+        streams = RandomStreams(testbed.config.seed if seed is None else seed)
+        env = NodeEnvironment(self.loop, control, streams, None, link_costs(testbed.config.nodes))
+        self.node = Node(self.config, env)
+        self.shutdown_reason: str | None = None
+        self.final_status = None          # the node's status just before it stopped
+
+    def _keys(self) -> tuple[CurveIdentity | None, dict[str, bytes] | None]:
+        tb = self.testbed
+        if tb.config.keys_dir is None and self.config.control.key_file is None:
+            return None, None
+        if tb.config.keys_dir is None or self.config.control.key_file is None:
+            raise ConfigError("CurveZMQ needs both the testbed's keys_dir and the node's "
+                              "control.key_file", file=tb.document.file, field="keys_dir",
+                              expected="both set (qnode keys generate DIR --testbed FILE), or neither")
+        identity = load_identity(tb.resolve_for_node(self.config.address, self.config.control.key_file))
+        keys = load_allowlist(tb.resolve(tb.config.keys_dir), tb.config.addresses)
+        self.authenticator = NodeAuthenticator(self.context, keys)
+        return identity, {a: k for a, k in keys.items() if a != self.config.address}
+
+    def request_shutdown(self, reason: str) -> None:
+        """Thread- and signal-safe: stop the loop soon; :meth:`run` then stops the node."""
+        self.shutdown_reason = reason
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def run(self, duration_s: float | None = None,
+            every_s: float | None = None, on_tick: Callable[[Node], None] | None = None) -> None:
+        """Start, run until a signal (or ``duration_s``), then stop everything in reverse order."""
+        restore = install_signal_handlers(self.request_shutdown)
+        try:
+            if self.authenticator is not None:
+                self.authenticator.start()
+            self.node.start()
+            try:
+                if duration_s is not None:
+                    self.loop.call_later(int(duration_s * S), self.request_shutdown, "duration")
+                if every_s and on_tick is not None:
+                    self._tick(int(every_s * S), on_tick)
+                self.loop.run_forever()
+            finally:
+                event(log, logging.INFO, "node.shutdown", node=self.config.address,
+                      reason=self.shutdown_reason or "loop ended")
+                self.final_status = self.node.status()
+                self.node.stop()
+        finally:
+            if self.authenticator is not None:
+                self.authenticator.stop()
+            self.loop.close()
+            self.context.term()
+            restore()
+
+    def _tick(self, period_ps: int, on_tick: Callable[[Node], None]) -> None:
+        on_tick(self.node)
+        self.loop.call_later(period_ps, self._tick, period_ps, on_tick)
+
+
+def node_address_of(path: str | Path) -> str:
+    """The address a node file declares (validated on its own first)."""
+    from ..config.testbed import load_node
+
+    return load_node(path)[0].address
