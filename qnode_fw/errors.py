@@ -79,6 +79,11 @@ class InstrumentError(QnodeError):
         super().__init__(text)
 
 
+class QubitRoleError(InstrumentError):
+    """An operation needs a qubit of the other role: emission or absorption from a storage qubit,
+    a move into a communication qubit (RFC 9340 §5.4.3: only communication qubits reach a link)."""
+
+
 class InstrumentTimeout(InstrumentError):
     """No (complete) reply within the transport's timeout."""
 
