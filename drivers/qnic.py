@@ -71,9 +71,19 @@ class QNIC(Instrument):
     def emit(self, index: int, attempt_id: int) -> None:
         """Emit a photon entangled with communication qubit ``index`` for attempt ``attempt_id``."""
 
+    def absorb(self, index: int, attempt_id: int) -> None:
+        """Arm communication qubit ``index`` to take in the photon of attempt ``attempt_id``
+        through the QNIC's transducer (receiving end of the ``at_source`` and ``midpoint_source``
+        link schemes). Emitter-only hardware keeps this default, which refuses."""
+        from qnode_fw.errors import InstrumentError
+
+        raise InstrumentError(f"{self.model} QNIC has no absorbing transducer",
+                              resource=self.resource, command=f"absorb {index} {attempt_id}")
+
     @abstractmethod
     def move(self, source: int, destination: int) -> None:
-        """Transfer the state of ``source`` (communication) into ``destination`` (storage)."""
+        """Transfer the state of ``source`` (communication) into ``destination`` (storage); the
+        source is left re-initialised. Takes ``duration_ps("move")``."""
 
     @abstractmethod
     def duration_ps(self, operation: str) -> int:
