@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnode_fw.bell import BellState
+from qnode_fw.errors import QubitRoleError
 
 from .physics import bsa
 from .physics.detector import DetectorParams, detect
@@ -46,14 +47,21 @@ class BsaChannels:
 @dataclass(frozen=True)
 class LinkEnd:
     """One end of a memory link: the node's QNIC, the fibre to the BSA, the fraction of emitted
-    photons that enter that fibre (``collection_efficiency``), and the switch output that selects
-    this link when the QNIC's transceiver sits behind an optical switch."""
+    photons that enter that fibre (``collection_efficiency``), the switch output that selects
+    this link when the QNIC's transceiver sits behind an optical switch, and which communication
+    qubits are optically coupled to this fibre (``qubits``; None: all of them). A QNIC with one
+    transceiver per link lists a different qubit for each link."""
 
     node: str
     qnic: int
     fibre: Fibre
     collection_efficiency: float = 0.1
     switch: tuple[str, int, int] | None = None  # (switch name, input port, output port)
+    qubits: tuple[int, ...] | None = None
+
+    def holds(self, key: QubitKey) -> bool:
+        return (self.node == key.node and self.qnic == key.qnic
+                and (self.qubits is None or key.index in self.qubits))
 
 
 @dataclass
@@ -85,7 +93,7 @@ class MemoryLink:
 
     def end_index(self, key: QubitKey) -> int | None:
         for i, end in enumerate(self.ends):
-            if end.node == key.node and end.qnic == key.qnic:
+            if end.holds(key):
                 return i
         return None
 
@@ -103,6 +111,10 @@ class MemoryLink:
         return t
 
     def add_emission(self, side: int, emission: Emission, world) -> None:
+        if emission.absorb:
+            raise QubitRoleError(f"link {self.name} is heralded at both end points: both ends emit, "
+                                 f"none absorbs", resource=f"sim://link/{self.name}",
+                                 command=f"absorb {emission.key.index} {emission.attempt_id}")
         slot = self.pending.setdefault(emission.attempt_id, [None, None])
         slot[side] = emission
         if slot[0] is not None and slot[1] is not None:

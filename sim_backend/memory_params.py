@@ -22,6 +22,7 @@ def _default_durations() -> dict[str, int]:
         "single_qubit_gate": 5 * NS,  # electron microwave rotation
         "two_qubit_gate": 500 * US,  # electron-carbon gate (same source)
         "emit": 3 * US,  # spin-photon entangling sequence incl. re-initialisation (assumed)
+        "absorb": 1 * US,  # arming a transducer-coupled memory to absorb (assumed)
         "move": 1_310 * US,  # carbon init 310 us + two electron-carbon gates
     }
 
@@ -35,7 +36,7 @@ class MemoryParams:
     probability after each gate. ``measurement_error``: probability that a readout reports the
     wrong outcome. ``move_error``: depolarising probability on the destination after a move.
     ``durations_ps``: per operation (``init``, ``measure``, ``single_qubit_gate``,
-    ``two_qubit_gate``, ``emit``, ``move``, or a gate name overriding its class).
+    ``two_qubit_gate``, ``emit``, ``absorb``, ``move``, or a gate name overriding its class).
     """
 
     communication_t1_ps: float = 3600 * S

@@ -18,6 +18,10 @@ Construct with::
 ``emit(index, attempt_id)`` hands an :class:`Emission` to every listener in ``emission_listeners``
 (the simulated :class:`~sim_backend.world.World` registers itself); until a link resolves the
 attempt, the qubit is entangled with a photon that has left, so it is maximally mixed.
+``absorb(index, attempt_id)`` arms a communication qubit to take in a photon (the receiving end of
+the ``at_source`` and ``midpoint_source`` schemes) and reaches the listeners the same way, as an
+:class:`Emission` with ``absorb=True``. Both refuse storage qubits with
+:class:`~qnode_fw.errors.QubitRoleError`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from drivers.qnic import QNIC, Basis, Gate, QubitRole
-from qnode_fw.errors import InstrumentError
+from qnode_fw.errors import InstrumentError, QubitRoleError
 
 from .memory_params import MemoryParams
 from .quantum.registry import QuantumRegistry, QubitKey
@@ -38,11 +42,13 @@ _MIXED = np.eye(2, dtype=complex) / 2
 
 @dataclass(frozen=True, slots=True)
 class Emission:
-    """A photon emitted by a memory qubit for one link attempt."""
+    """A memory qubit's part in one link attempt: it emitted a photon, or (``absorb=True``) it was
+    armed to absorb one."""
 
     key: QubitKey
     attempt_id: int
     time_ps: int
+    absorb: bool = False
 
 
 class SimQNIC(QNIC):
@@ -139,16 +145,24 @@ class SimQNIC(QNIC):
         return outcome
 
     def emit(self, index: int, attempt_id: int) -> None:
-        self._check_index(index, "emit")
+        self._photon_operation("emit", index, attempt_id)
+
+    def absorb(self, index: int, attempt_id: int) -> None:
+        self._photon_operation("absorb", index, attempt_id)
+
+    def _photon_operation(self, operation: str, index: int, attempt_id: int) -> None:
+        command = f"{operation} {index} {attempt_id}"
+        self._check_index(index, command)
         if index not in self._communication:
-            raise InstrumentError(f"qubit {index} is a storage qubit and cannot emit",
-                                  resource=self.resource, command=f"emit {index} {attempt_id}")
+            raise QubitRoleError(f"qubit {index} is a storage qubit and cannot {operation}",
+                                 resource=self.resource, command=command)
         now = self.clock.now_ps()
         key = self.key(index)
-        # the photon carries half of the entanglement away: locally the qubit is maximally mixed
+        # emitting: the photon carries half of the entanglement away; absorbing: the qubit is
+        # prepared for whatever arrives. Either way it is maximally mixed until the link resolves.
         self.registry.set_state([key], _MIXED, at_ps=now)
-        self.operation_log.append((now, "emit", index, attempt_id))
-        emission = Emission(key, int(attempt_id), now)
+        self.operation_log.append((now, operation, index, attempt_id))
+        emission = Emission(key, int(attempt_id), now, absorb=operation == "absorb")
         for listener in list(self.emission_listeners):
             listener(emission)
 
@@ -159,8 +173,8 @@ class SimQNIC(QNIC):
         if source == destination:
             raise InstrumentError("move needs two different qubits", resource=self.resource, command=command)
         if destination in self._communication:
-            raise InstrumentError(f"move destination {destination} is not a storage qubit",
-                                  resource=self.resource, command=command)
+            raise QubitRoleError(f"move destination {destination} is not a storage qubit",
+                                 resource=self.resource, command=command)
         now = self.clock.now_ps()
         src, dst = self.key(source), self.key(destination)
         # state transfer = SWAP with a freshly initialised destination, then re-initialise the source
