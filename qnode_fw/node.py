@@ -36,6 +36,7 @@ from .logs import event
 from .loop import EventLoop
 from .rng import RandomStreams
 from .routing import LinkFigures, RouteTable, seconds_per_pair
+from .ruleset.circuits import bsm_duration_ps
 from .ruleset.executor import RuleSetExecutor
 from .ruleset.messages import message_from_wire
 from .units import MS
@@ -202,7 +203,8 @@ class Node:
         self.manager = ConnectionManager(
             self.address, self.loop, link, self.pool, executor,
             link_figures=self.link_figures, memory_t_ps=int(t2 * MS),
-            routes=RouteTable(self.address, dict(self.env.link_costs)), settings=self.env.setup)
+            routes=RouteTable(self.address, dict(self.env.link_costs)), settings=self.env.setup,
+            swap_operation_ps=max(bsm_duration_ps(q) for q in self.qnics.values()))
 
     def _stop_rulesets(self) -> None:
         if self.executor is not None:

@@ -25,6 +25,7 @@ from qnode_fw.control import Impairments, InProcessNetwork, LinkSettings
 from qnode_fw.events import PairReady
 from qnode_fw.loop import EventLoop
 from qnode_fw.routing import LinkFigures, RouteTable, link_key, seconds_per_pair
+from qnode_fw.ruleset.circuits import bsm_duration_ps
 from qnode_fw.ruleset.executor import PairDelivered, RuleSetExecutor
 from qnode_fw.ruleset.messages import message_from_wire
 from qnode_fw.units import MS, S, US
@@ -89,7 +90,8 @@ class SimTestbed:
                 n, self.loop, link, pool, ex,
                 link_figures=lambda nb, me=n: self._figures(me, nb),
                 memory_t_ps=memory_t2_ps, routes=RouteTable(n, costs),
-                settings=SetupSettings(timeout_ps=timeout_ps, one_way_latency_ps=control_delay_ps))
+                settings=SetupSettings(timeout_ps=timeout_ps, one_way_latency_ps=control_delay_ps),
+                swap_operation_ps=bsm_duration_ps(qnic))
             stack = NodeStack(n, qnic, ex, pool, mgr, link)
             stack_holder.append(stack)
             self.nodes[n] = stack

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
     c.add_argument("--latency-ps", type=int, default=0,
                    help="worst-case one-way control latency for the connection check (ps)")
+    c.add_argument("--swap-ps", type=int, default=0,
+                   help="each swapper's Bell-measurement time in ps, for the discard-timer check")
     c.set_defaults(func=handle_check)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -48,7 +50,8 @@ def handle_check(args: argparse.Namespace) -> int:
         for rs in rulesets:
             check_ruleset(rs)
         if len(rulesets) > 1:
-            check_connection({rs.owner: rs for rs in rulesets}, lambda a, b: args.latency_ps)
+            check_connection({rs.owner: rs for rs in rulesets}, lambda a, b: args.latency_ps,
+                             lambda node: args.swap_ps)
     except RuleSetError as exc:
         if args.json:
             print(json.dumps({"ok": False, "file": args.file, "errors": [_error(exc)]}, indent=2))

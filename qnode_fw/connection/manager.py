@@ -97,7 +97,9 @@ class ConnectionManager:
     def __init__(self, node: NodeAddress, loop: EventLoop, link: ControlLink, pool: ResourcePool,
                  installer: Installer, link_figures: Callable[[NodeAddress], LinkFigures],
                  memory_t_ps: int, routes: RouteTable | None = None,
-                 settings: SetupSettings = SetupSettings()) -> None:
+                 settings: SetupSettings = SetupSettings(), swap_operation_ps: int = 0) -> None:
+        """``swap_operation_ps``: this node's Bell-state measurement time (reported in the
+        outbound pass so the Responder's discard timers cover it)."""
         self.node = node
         self.loop = loop
         self.link = link
@@ -105,6 +107,7 @@ class ConnectionManager:
         self.installer = installer
         self.link_figures = link_figures
         self.memory_t_ps = memory_t_ps
+        self.swap_operation_ps = swap_operation_ps
         self.routes = routes
         self.settings = settings
         self.connections: dict[str, Connection] = {}
@@ -172,9 +175,11 @@ class ConnectionManager:
             self._close(conn, result.reason, result.detail, self.node, notify=[peer])
             return
         try:
+            swap_ps = {h.node: h.swap_ps for h in hops}
             rulesets = chain_rulesets(path, ruleset_id=conn_id, connection=conn_id,
                                       purification_rounds=result.rounds, timers=self._timers(hops, result),
-                                      one_way_latency_ps=lambda a, b: self.settings.one_way_latency_ps)
+                                      one_way_latency_ps=lambda a, b: self.settings.one_way_latency_ps,
+                                      swap_operation_ps=lambda node: swap_ps[node])
         except (RuleSetError, ValueError) as exc:
             self._close(conn, Reason.RULESET_REFUSED, str(exc), self.node, notify=[peer])
             return
@@ -189,11 +194,12 @@ class ConnectionManager:
 
     def _timers(self, hops: list[HopReport], p: Plan) -> ChainTimers:
         # Discard timers: a few expected waits for the slowest link, never past half the memory
-        # coherence; waiters add twice the worst one-way latency (QRNA's discard-timer race).
+        # coherence; waiters add the slowest swap operation and twice the worst one-way latency
+        # (QRNA's discard-timer race: the notice leaves only after the Bell measurement).
         k = len(hops) - 1
         wait_ps = int(3 * harmonic(k) * S / p.rate) if p.rate > 0 else self.memory_t_ps
         base = max(20 * US, min(wait_ps, min(h.memory_t_ps for h in hops) // 2))
-        margin = 2 * self.settings.one_way_latency_ps + 10 * US
+        margin = 2 * self.settings.one_way_latency_ps + max(h.swap_ps for h in hops) + 10 * US
         return ChainTimers(swap_base_ps=base, step_ps=base, wait_margin_ps=margin, purify_ps=base)
 
     # -- return pass ------------------------------------------------------------------------
@@ -312,7 +318,7 @@ class ConnectionManager:
 
     def _hop_report(self, conn: Connection) -> HopReport:
         nxt = None if conn.responder else self.link_figures(conn.path[conn.pos + 1])
-        return HopReport(self.node, self.pool.free(), self.memory_t_ps, nxt)
+        return HopReport(self.node, self.pool.free(), self.memory_t_ps, nxt, self.swap_operation_ps)
 
     def _expect(self, body: dict, peer: NodeAddress, msg_type: str, direction: int) -> Connection | None:
         conn = self.connections.get(str(body.get("conn")))

@@ -37,15 +37,18 @@ class HopReport:
     free_qubits: int
     memory_t_ps: int
     link_to_next: LinkFigures | None     # None at the Responder
+    swap_ps: int = 0                     # this node's Bell-state measurement time
 
     def to_wire(self) -> dict:
         return {"node": self.node, "free_qubits": self.free_qubits, "memory_t_ps": self.memory_t_ps,
-                "link": None if self.link_to_next is None else self.link_to_next.to_wire()}
+                "link": None if self.link_to_next is None else self.link_to_next.to_wire(),
+                "swap_ps": self.swap_ps}
 
     @classmethod
     def from_wire(cls, d: dict) -> "HopReport":
         return cls(str(d["node"]), int(d["free_qubits"]), int(d["memory_t_ps"]),
-                   None if d["link"] is None else LinkFigures.from_wire(d["link"]))
+                   None if d["link"] is None else LinkFigures.from_wire(d["link"]),
+                   int(d["swap_ps"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ This is what a Responder writes for a path ``n0 - n1 - ... - nk``:
 * end nodes end in a ``deliver`` Stage.
 
 Discard timers grow with the level so that every waiting node's timer exceeds the swapper's
-timer plus the worst-case one-way latency (checked by
+timer plus its swap operation time plus the worst-case one-way latency (checked by
 :func:`~qnode_fw.ruleset.checks.check_connection`, which also fills ``timing``). Every pair is
 aged from the creation of its oldest component (swap results carry it).
 
@@ -70,8 +70,12 @@ def chain_rulesets(path: Sequence[NodeAddress], *, ruleset_id: str, connection: 
                    method: m.PurificationMethod = m.PurificationMethod.SINGLE_X,
                    timers: ChainTimers = ChainTimers(),
                    one_way_latency_ps: Callable[[NodeAddress, NodeAddress], int] | None = None,
+                   swap_operation_ps: Callable[[NodeAddress], int] | None = None,
                    ) -> dict[NodeAddress, m.RuleSet]:
-    """One RuleSet per node of ``path``, checked together (and ``timing`` filled in)."""
+    """One RuleSet per node of ``path``, checked together (and ``timing`` filled in).
+
+    ``swap_operation_ps(node)``: how long that node's Bell-state measurement takes; None means
+    instantaneous swaps (ideal memories), which only suits tests of the logic."""
     k = len(path) - 1
     if k < 1 or len(set(path)) != len(path):
         raise ValueError(f"a path needs two or more distinct nodes, got {list(path)}")
@@ -87,7 +91,7 @@ def chain_rulesets(path: Sequence[NodeAddress], *, ruleset_id: str, connection: 
                 m.Rule("deliver", (far,), (m.EnoughResources(far, 1),), (m.Deliver(far),)),)))
         out[node] = m.RuleSet(ruleset_id, node, connection, tuple(stages))
     latency = one_way_latency_ps or (lambda a, b: timers.wait_margin_ps // 2)
-    return check_connection(out, latency)
+    return check_connection(out, latency, swap_operation_ps or (lambda node: 0))
 
 
 def _neighbours(path: Sequence[NodeAddress], pos: int) -> list[tuple[int, NodeAddress]]:

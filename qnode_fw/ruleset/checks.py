@@ -266,13 +266,14 @@ def discard_timers(rs: m.RuleSet, partner: NodeAddress, where: str) -> list[tupl
 def _check_discard_timers(rs: m.RuleSet, err: Callable[..., RuleSetError]) -> None:
     for ti, t in enumerate(rs.timing):
         for where, limit in discard_timers(rs, t.peer, "waiting"):
-            needed = t.discard_after_ps + t.one_way_latency_ps
+            needed = t.discard_after_ps + t.operation_ps + t.one_way_latency_ps
             if limit < needed:
                 raise RuleSetError(
                     f"discard timer pair_age_over({t.peer}) = {_fmt_ps(limit)} on {rs.owner} "
                     f"fires before swapper {t.peer}'s discard timer {_fmt_ps(t.discard_after_ps)} "
-                    f"plus worst-case one-way latency {_fmt_ps(t.one_way_latency_ps)} "
-                    f"= {_fmt_ps(needed)}: a swap notice could arrive after the qubit was reused",
+                    f"plus its swap operation {_fmt_ps(t.operation_ps)} plus worst-case one-way "
+                    f"latency {_fmt_ps(t.one_way_latency_ps)} = {_fmt_ps(needed)}: a swap notice "
+                    "could arrive after the qubit was reused",
                     ruleset=rs.id, rule=where, field=f"timing[{ti}]")
 
 
@@ -282,11 +283,15 @@ def _swaps(rs: m.RuleSet) -> set[NodeAddress]:
 
 
 def check_connection(rulesets: Mapping[NodeAddress, m.RuleSet],
-                     one_way_latency_ps: Callable[[NodeAddress, NodeAddress], int]
+                     one_way_latency_ps: Callable[[NodeAddress, NodeAddress], int],
+                     swap_operation_ps: Callable[[NodeAddress], int]
                      ) -> dict[NodeAddress, m.RuleSet]:
     """Check one connection's RuleSets together; return them with ``timing`` filled in.
 
-    ``one_way_latency_ps(a, b)`` is the worst-case one-way control-message latency from a to b.
+    ``one_way_latency_ps(a, b)`` is the worst-case one-way control-message latency from a to b;
+    ``swap_operation_ps(n)`` how long node n's Bell-state measurement takes before its swap
+    notice can leave (memories differ: microseconds on ions' fast gates, ~0.5 ms on an NV
+    electron-carbon CNOT). Both are part of the discard-timer race.
     """
     nodes = set(rulesets)
     ids = {rs.id for rs in rulesets.values()}
@@ -321,7 +326,8 @@ def check_connection(rulesets: Mapping[NodeAddress, m.RuleSet],
                     f"{x} discards pairs with {y} after {_fmt_ps(mine[1])} (rule {mine[0]}) but "
                     f"swapper {y} has no discard timer for pairs with {x}, so its swap notice "
                     "may arrive at any time", ruleset=rs.id, rule=mine[0], field="conditions")
-            timing.append(m.PeerTiming(y, max(t for _, t in theirs), one_way_latency_ps(y, x)))
+            timing.append(m.PeerTiming(y, max(t for _, t in theirs), one_way_latency_ps(y, x),
+                                       swap_operation_ps(y)))
         filled = dataclasses.replace(rs, timing=tuple(timing))
         check_ruleset(filled, nodes)
         out[x] = filled

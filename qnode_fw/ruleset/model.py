@@ -337,11 +337,13 @@ class Stage:
 @dataclass(frozen=True)
 class PeerTiming:
     """Swapping peer ``peer`` discards its half of a pair shared with this node after
-    ``discard_after_ps``; messages from it take at most ``one_way_latency_ps``."""
+    ``discard_after_ps``; its swap (the Bell-state measurement) takes up to ``operation_ps`` before
+    the notice leaves, and messages from it take at most ``one_way_latency_ps``."""
 
     peer: NodeAddress
     discard_after_ps: int
     one_way_latency_ps: int
+    operation_ps: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Document layout (keys in this order)::
     id: conn-7
     owner: B
     connection: A-C#7
-    timing: [{peer, discard_after_ps, one_way_latency_ps}]
+    timing: [{peer, discard_after_ps, one_way_latency_ps, operation_ps}]
     stages:
       - name: link
         variables: {rounds: 0}
@@ -209,7 +209,8 @@ def from_dict(data: Any) -> m.RuleSet:
             discard_after_ps=_coerce(_require(t, "discard_after_ps", ctx, p), int, ctx,
                                      f"{p}.discard_after_ps"),
             one_way_latency_ps=_coerce(_require(t, "one_way_latency_ps", ctx, p), int, ctx,
-                                       f"{p}.one_way_latency_ps")))
+                                       f"{p}.one_way_latency_ps"),
+            operation_ps=_coerce(t.get("operation_ps", 0), int, ctx, f"{p}.operation_ps")))
     stages = []
     total_rules = 0
     for si, sd in enumerate(_as_list(_require(data, "stages", ctx, ""), ctx, "stages", MAX_STAGES)):

@@ -184,17 +184,31 @@ def test_leapfrogging_is_refused() -> None:
         rule("swap", ["A", "C"], [m.EnoughResources("A"), m.EnoughResources("C")],
              [m.Swap("A", "C", 2)]),)),))
     with pytest.raises(RuleSetError, match="leapfrogging: B swaps pairs it holds with C and C"):
-        check_connection(sets, lambda a, b: 0)
+        check_connection(sets, lambda a, b: 0, lambda n: 0)
 
 
 def test_connection_needs_one_id_and_swapper_timer() -> None:
     sets = chain_rulesets(["A", "B", "C"], ruleset_id="r", connection="c")
     with pytest.raises(RuleSetError, match="share one id"):
-        check_connection({**sets, "C": dataclasses.replace(sets["C"], id="other")}, lambda a, b: 0)
+        check_connection({**sets, "C": dataclasses.replace(sets["C"], id="other")}, lambda a, b: 0,
+                         lambda n: 0)
     b = sets["B"]
     no_timer = m.Stage("level-1", (rule("swap", ["A", "C"], [m.EnoughResources("A"),
                                                              m.EnoughResources("C")],
                                         [m.Swap("A", "C", 10002)]),))
     with pytest.raises(RuleSetError, match="swapper B has no discard timer"):
         check_connection({**sets, "B": dataclasses.replace(b, stages=(no_timer,))},
-                         lambda a, b: 0)
+                         lambda a, b: 0, lambda n: 0)
+
+
+def test_discard_timer_check_counts_the_swappers_bell_measurement_time():
+    # Waiters discard 10 us after the swapper: enough for a 4 us message, not for a 507 us
+    # NV-centre Bell measurement before the notice can leave.
+    timers = ChainTimers(swap_base_ps=20_000_000, step_ps=20_000_000, wait_margin_ps=10_000_000)
+    ok = chain_rulesets(["A", "B", "C"], ruleset_id="r", connection="c", timers=timers,
+                        one_way_latency_ps=lambda a, b: 4_000_000, swap_operation_ps=lambda n: 0)
+    assert {t.operation_ps for rs in ok.values() for t in rs.timing} == {0}
+    with pytest.raises(RuleSetError, match=r"plus its swap operation 507000000 ps \(507 µs\)"):
+        chain_rulesets(["A", "B", "C"], ruleset_id="r", connection="c", timers=timers,
+                       one_way_latency_ps=lambda a, b: 4_000_000,
+                       swap_operation_ps=lambda n: 507_000_000)

@@ -52,7 +52,7 @@ def test_tomography_as_delivery_and_discard_timers() -> None:
                   (m.Free("B", "discard timer"),)) in a.stages[0].rules
     sets = {rs.owner: rs for rs in (import_quisp(d, address_map=AMAP, discard_after_ps=20_000_000)
                                     for d in quisp_docs())}
-    checked = check_connection(sets, lambda x, y: 5_000_000)
+    checked = check_connection(sets, lambda x, y: 5_000_000, lambda n: 0)
     assert checked["A"].timing == (m.PeerTiming("B", 20_000_000, 5_000_000),)
 
 

@@ -57,7 +57,7 @@ def test_quisp_set_runs_to_the_native_outcome() -> None:
     imported = {rs.owner: rs for rs in (
         import_quisp(d, address_map={1: "A", 2: "B", 3: "C"}, discard_after_ps=20_000_000,
                      tomography_as_delivery=True) for d in docs)}
-    imported = check_connection(imported, lambda a, b: 5_000_000)
+    imported = check_connection(imported, lambda a, b: 5_000_000, lambda n: 0)
     native = chain_rulesets(["A", "B", "C"], ruleset_id="4242", connection="c")
     outcomes = []
     for sets in (imported, native):

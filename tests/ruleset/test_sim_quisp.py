@@ -22,6 +22,7 @@ from sim_chain import SimChain, bell_diagonal, werner
 QUISP_SET = Path(__file__).resolve().parents[2] / "configs" / "rulesets" / "quisp_swap_3node.json"
 PATH = ["A", "B", "C"]
 LATENCY = lambda a, b: 1_000_000  # noqa: E731
+SWAP_PS = 507_400_000   # CNOT 500 us + H 5 ns + two 3.7 us readouts (MemoryParams defaults)
 
 
 def imported_sets():
@@ -29,13 +30,13 @@ def imported_sets():
     sets = {rs.owner: rs for rs in (
         import_quisp(d, address_map={1: "A", 2: "B", 3: "C"}, discard_after_ps=20 * MS,
                      tomography_as_delivery=True) for d in docs)}
-    return check_connection(sets, LATENCY)
+    return check_connection(sets, LATENCY, lambda node: SWAP_PS)
 
 
 def native_sets():
     timers = ChainTimers(swap_base_ps=20 * MS, step_ps=20 * MS, wait_margin_ps=10 * MS)
     return chain_rulesets(PATH, ruleset_id="native", connection="A-C", timers=timers,
-                          one_way_latency_ps=LATENCY)
+                          one_way_latency_ps=LATENCY, swap_operation_ps=lambda node: SWAP_PS)
 
 
 def run(sets) -> SimChain:
