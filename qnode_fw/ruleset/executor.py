@@ -45,7 +45,8 @@ from . import circuits
 from . import model as m
 from .checks import check_ruleset
 from .messages import Notice, PurificationResult, RuleSetMessage, SwapResult
-from .runtime import Binding, HeldPair, InstalledRuleSet, PendingPurification
+from .runtime import (NAME_MEMORY_PS, Binding, HeldPair, InstalledRuleSet, PendingPurification,
+                      RecentKeys)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class RuleSetExecutor:
         self.installed: dict[str, InstalledRuleSet] = {}
         self.torn_down: set[str] = set()
         self._held: dict[QubitAddress, str] = {}
-        self._assigned_names: set[PairName] = set()
+        self._assigned_names = RecentKeys(NAME_MEMORY_PS)
         self._last_name_ps = -1
         self.stats = dict.fromkeys((
             "pair_ready", "unassigned", "messages_in", "messages_out", "duplicates", "rejected",
@@ -142,6 +143,14 @@ class RuleSetExecutor:
     def held_qubits(self) -> set[QubitAddress]:
         return set(self._held)
 
+    def _refuse_stale(self, name: PairName, peer: NodeAddress, msg_type: str) -> None:
+        # Names are remembered for NAME_MEMORY_PS only; anything older is refused outright, so
+        # a replay cannot slip in after its name was forgotten.
+        if name.timestamp_ps < self.loop.now_ps() - NAME_MEMORY_PS:
+            self.stats["rejected"] += 1
+            raise ProtocolError(f"stale pair name {name}: older than {NAME_MEMORY_PS // 10**12} s",
+                                peer=peer, msg_type=msg_type)
+
     # -- inputs -----------------------------------------------------------------------------
     def on_pair_ready(self, ev: PairReady, ruleset_id: str | None = None) -> str | None:
         """Assign a heralded pair to a RuleSet (returns its id, or None if none expects it)."""
@@ -152,6 +161,7 @@ class RuleSetExecutor:
         if ev.name in self._assigned_names:
             raise ProtocolError(f"pair {ev.name} was already assigned", peer=ev.partner,
                                 msg_type="PairReady")
+        self._refuse_stale(ev.name, ev.partner, "PairReady")
         candidates = [i for i in self.installed.values() if ev.partner in i.entry_partners
                       and (ruleset_id is None or i.rs.id == ruleset_id)]
         if not candidates:
@@ -159,7 +169,7 @@ class RuleSetExecutor:
             self.qnics[ev.qubit.qnic].init(ev.qubit.index)
             return None
         inst = min(candidates, key=lambda i: len(i.pairs))
-        self._assigned_names.add(ev.name)
+        self._assigned_names.add(ev.name, self.loop.now_ps())
         self._held[ev.qubit] = inst.rs.id
         if ev.bell_state is not BellState.PHI_PLUS and self.node < ev.partner:
             fix = correction_to_phi_plus(ev.bell_state)
@@ -189,13 +199,17 @@ class RuleSetExecutor:
                                                 or msg.new_partner == self.node):
                 raise ProtocolError(f"new partner {msg.new_partner!r} is not one this RuleSet "
                                     "expects (leapfrogging guard)", peer=peer, msg_type=msg.type)
+            if msg.pair_name is not None:
+                self._refuse_stale(msg.pair_name, peer, msg.type)
+            if isinstance(msg, SwapResult):
+                self._refuse_stale(msg.new_pair_name, peer, msg.type)
         except ProtocolError:
             self.stats["rejected"] += 1
             raise
         if (peer, msg.seq) in inst.seen:
             self.stats["duplicates"] += 1
             return
-        inst.seen.add((peer, msg.seq))
+        inst.seen.add((peer, msg.seq), self.loop.now_ps())
         if isinstance(msg, Notice):
             self._deliver(NoticeReceived(msg.ruleset_id, peer, msg.pair_name, msg.text))
             return
@@ -246,7 +260,7 @@ class RuleSetExecutor:
                 inst.pairs[old] = pair
                 raise ProtocolError(f"new pair name {msg.new_pair_name} already in use",
                                     peer=msg.sender, msg_type=msg.type)
-            self._assigned_names.add(msg.new_pair_name)
+            self._assigned_names.add(msg.new_pair_name, now)
             pair.name, pair.partner = msg.new_pair_name, msg.new_partner
             pair.fidelity, pair.created_ps = msg.fidelity_estimate, msg.created_ps
             inst.pairs[pair.name] = pair

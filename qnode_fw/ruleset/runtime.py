@@ -9,6 +9,8 @@ and a message can only ever act on the pair it names.
 from __future__ import annotations
 
 import operator
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from ..addresses import NodeAddress, PairName, QubitAddress
@@ -69,6 +71,41 @@ def results_agree(mine: PendingPurification, msg: PurificationResult) -> bool:
             and msg.sacrificed == mine.sacrificed and msg.result == mine.result)
 
 
+class RecentKeys:
+    """Keys remembered for a bounded time, for duplicate and replay refusal on a node that runs
+    for days: a key is forgotten ``horizon_ps`` after it was added. The executor refuses anything
+    whose pair name is older than the horizon, so forgetting never lets a replay through."""
+
+    def __init__(self, horizon_ps: int) -> None:
+        self.horizon_ps = horizon_ps
+        self._added: OrderedDict[Hashable, int] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._added
+
+    def __len__(self) -> int:
+        return len(self._added)
+
+    def add(self, key: Hashable, now_ps: int) -> None:
+        self.prune(now_ps)
+        self._added[key] = now_ps
+        self._added.move_to_end(key)
+
+    def prune(self, now_ps: int) -> None:
+        cutoff = now_ps - self.horizon_ps
+        while self._added:
+            key, added = next(iter(self._added.items()))
+            if added >= cutoff:
+                break
+            del self._added[key]
+
+
+#: How long names and message sequence numbers are remembered, and the age beyond which a pair
+#: name is refused as stale. Heralds and swap notices arrive microseconds to milliseconds after
+#: the timestamp in their name; 10 s is three orders of magnitude of slack.
+NAME_MEMORY_PS = 10_000_000_000_000
+
+
 class InstalledRuleSet:
     """Runtime state of one RuleSet: held pairs, Stage variables, counters, timers, inbox."""
 
@@ -82,7 +119,7 @@ class InstalledRuleSet:
         self.inbox: dict[tuple, object] = {}
         self.inbox_expiry: dict[tuple, TimerHandle] = {}
         self.seq = 0
-        self.seen: set[tuple[NodeAddress, int]] = set()
+        self.seen = RecentKeys(NAME_MEMORY_PS)     # (sender, seq) of messages already taken
         # Partners a pair may enter Stage 0 with (link-level neighbours).
         self.entry_partners = {c.partner for r in rs.stages[0].rules for c in r.conditions
                                if isinstance(c, m.BINDING_CONDITIONS)}

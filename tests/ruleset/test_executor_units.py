@@ -427,3 +427,37 @@ def test_install_refuses_wrong_owner_and_reused_id() -> None:
         n.ex.install(m.RuleSet("x", "Z", "c", (m.Stage("s", (DELIVER["B"],)),)))
     with pytest.raises(RuleSetError, match="already installed"):
         n.ex.install(n.rs)
+
+
+# -- bounded memory over long runs ------------------------------------------------------------
+def test_pair_names_and_message_sequence_numbers_are_forgotten_after_the_horizon():
+    from qnode_fw.ruleset.runtime import NAME_MEMORY_PS
+
+    # A deliver-everything RuleSet runs for 60 s of virtual time: one pair per 10 ms, each freed
+    # by the application at once. What the executor remembers stays bounded by the horizon.
+    n = Node(m.Stage("s0", (DELIVER["B"],)))
+    inst = n.ex.installed["rs"]
+    sizes = []
+    for k in range(6000):
+        t = k * 10_000_000_000          # 10 ms apart
+        n.loop.run_until(t)
+        name = n.pair(k % 32, ts=t)
+        n.ex.on_message("B", Notice("rs", 0, k + 1, "B", name, "hello"))
+        sizes.append((len(n.ex._assigned_names), len(inst.seen)))
+    per_horizon = NAME_MEMORY_PS // 10_000_000_000      # pairs that fit in one horizon
+    assert max(a for a, _ in sizes) <= per_horizon + 1
+    assert max(s for _, s in sizes) <= per_horizon + 1
+    assert sizes[-1][0] >= per_horizon - 1             # still refusing recent duplicates
+
+
+def test_a_stale_pair_name_is_refused_so_forgetting_never_lets_a_replay_in():
+    from qnode_fw.ruleset.runtime import NAME_MEMORY_PS
+
+    n = Node(m.Stage("s0", (DELIVER["B"], DELIVER["C"])))
+    n.loop.run_until(NAME_MEMORY_PS + 5_000_000)
+    with pytest.raises(ProtocolError, match="stale pair name"):
+        n.pair(0, ts=1_000)
+    fresh = n.pair(1, ts=NAME_MEMORY_PS)
+    with pytest.raises(ProtocolError, match="stale pair name"):
+        n.ex.on_message("B", SwapResult("rs", 10002, 1, "B", PairName("bsa-B", 1_000), 0, 0, "C",
+                                        fresh, 0.9, 0))
