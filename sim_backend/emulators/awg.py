@@ -4,6 +4,7 @@ with IEEE 488.2 binary blocks and an error queue)."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import numpy as np
 
@@ -27,6 +28,9 @@ class Keysight33500Emulator(ScpiEmulator):
                           "SRAT": 4e4, "BURS:NCYC": 1, "BURS:STAT": "0", "BURS:MODE": "TRIG",
                           "TRIG:SOUR": "IMM", "MARK:POIN": 0} for c in range(1, channels + 1)}
         self.triggers = 0
+        #: Called on each bus trigger with {channel: waveform} of the channels it starts (what a
+        #: lab's cables carry on: tests wire these to a tagger, see qnic_bench).
+        self.trigger_listeners: list[Callable[[dict[int, str]], None]] = []
         self.on(r"\*IDN\?", lambda m: self.idn)
         self.on(r"\*WAI", lambda m: None)
         self.on(r"\*TRG", self._trg)
@@ -62,6 +66,12 @@ class Keysight33500Emulator(ScpiEmulator):
 
     def _trg(self, m: re.Match) -> None:
         self.triggers += 1
+        # A bus trigger starts one burst on every channel that is armed for it with its output on.
+        playing = {c: s["FUNC:ARB"] for c, s in self.state.items()
+                   if s["OUTP"] == "1" and s["BURS:STAT"] == "1" and s["TRIG:SOUR"] == "BUS"
+                   and s["FUNC"] == "ARB"}
+        for listener in self.trigger_listeners:
+            listener(playing)
 
     def _arb(self, m: re.Match) -> None:
         payload = _block(m[3])
@@ -95,6 +105,8 @@ class TektronixAWG70kEmulator(ScpiEmulator):
         self.sample_rate = 25e9
         self.running = False
         self.triggers = 0
+        #: As on the Keysight emulator: {channel: waveform} started by each A trigger.
+        self.trigger_listeners: list[Callable[[dict[int, str]], None]] = []
         self.on(r"\*IDN\?", lambda m: self.idn)
         self.on(r"\*OPC\?", lambda m: "1")
         self.on(r'WLIS:WAV:NEW "(\w+)",(\d+)', self._new)
@@ -129,6 +141,12 @@ class TektronixAWG70kEmulator(ScpiEmulator):
 
     def _trig(self, m: re.Match) -> None:
         self.triggers += 1
+        if not self.running:
+            return
+        playing = {c: s["CASS"] for c, s in self.state.items()
+                   if s["OUTP"] == "1" and s["RMOD"] == "TRIG" and s["TINP"] == m[1].decode()}
+        for listener in self.trigger_listeners:
+            listener(playing)
 
     def _new(self, m: re.Match) -> None:
         name = m[1].decode()
