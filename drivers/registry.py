@@ -28,6 +28,7 @@ DRIVER_MODULES: tuple[str, ...] = (
     "drivers.agiltron_switch",
     "drivers.qubitekk_spdc",
     "drivers.thorlabs_pump_oven",
+    "drivers.qnic_lab",
     "sim_backend.instruments",
 )
 OPTIONAL_MODULES = frozenset({"sim_backend.instruments"})
