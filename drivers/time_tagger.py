@@ -1,4 +1,4 @@
-"""Time tagger interface: channels, input settings, tag streaming and counting.
+"""Time tagger interface: channels, input settings, tag streaming, count rates and coincidences.
 
 Tags are streamed as :class:`TagBatch` objects: parallel numpy arrays of channel numbers and int64
 picosecond timestamps, sorted by time within a batch, plus the overflow flag a real tagger raises
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
+
+from qnode_fw.errors import InstrumentError
 
 from .instrument import Instrument
 
@@ -33,6 +36,10 @@ class TagBatch:
 
 class TimeTagger(Instrument):
     kind = "time_tagger"
+    #: Whether :meth:`start_stream`/:meth:`read_stream` deliver tags (some drivers only count).
+    streams_tags: ClassVar[bool] = True
+    #: Whether :meth:`coincidence_rates_hz` is available on this driver.
+    measures_coincidences: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -61,3 +68,13 @@ class TimeTagger(Instrument):
     @abstractmethod
     def count_rates_hz(self, channels: list[int], duration_ps: int) -> dict[int, float]:
         """Count each channel for ``duration_ps`` and return rates in Hz."""
+
+    def coincidence_rates_hz(self, groups: list[tuple[int, ...]], window_ps: int,
+                             duration_ps: int) -> dict[tuple[int, ...], float]:
+        """Count each coincidence group for ``duration_ps`` and return rates in Hz, keyed by the
+        group as a tuple. A group's coincidence is a tag that finds every other channel of the
+        group within ``window_ps`` before it (Swabian ``Coincidences`` semantics, see
+        :mod:`drivers.coincidences`). Drivers that cannot measure coincidences keep this default,
+        which refuses."""
+        raise InstrumentError(f"{self.model} tagger does not measure coincidences",
+                              resource=self.resource, command=f"coincidences {list(groups)}")
