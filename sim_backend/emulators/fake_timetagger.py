@@ -6,22 +6,31 @@ Names and call shapes follow the vendor's module: ``createTimeTagger(serial)``,
 ``setDeadtime``, ``setTestSignal``, ``getChannelList``, ``getSerial``, ``getModel``;
 measurements ``TimeTagStream(tagger, n_max_events, channels)`` and ``Countrate(tagger, channels)``
 with ``start``, ``startFor``, ``stop``, ``clear``, ``isRunning``, ``waitUntilFinished``,
-``getData``. A stream's ``getData()`` returns a buffer with ``getTimestamps()``,
+``getData``; the virtual-channel measurement ``Coincidences(tagger, coincidenceGroups,
+coincidenceWindow)`` whose ``getChannels()`` other measurements can count. A stream's ``getData()`` returns a buffer with ``getTimestamps()``,
 ``getChannels()``, ``getEventTypes()``, ``getMissedEvents()``, ``hasOverflows`` and ``size``.
 
 Time is virtual: tags enter through :meth:`TimeTagger._inject_tags`, time moves with
 ``_advance_ps`` or ``waitUntilFinished`` (which runs a ``startFor`` to its end at once), and the
 built-in test signal ticks every ``TEST_SIGNAL_PERIOD_PS``. Every vendor call is appended to
-:data:`CALLS` so tests can assert the exact call sequence.
+:data:`CALLS` so tests can assert the exact call sequence. Faults for error-path tests (not vendor
+API): ``_stall`` (measurements never finish, so ``waitUntilFinished`` times out), ``_garble``
+(the next ``getData`` returns arrays of the wrong length).
+
+``Coincidences`` semantics as assumed here (unverified against the vendor's documentation): a tag
+on a group's channel fires the group's virtual channel, at the tag's time, when every other
+channel of the group has had a tag no more than ``coincidenceWindow`` ps before it.
 """
 
 from __future__ import annotations
 
+import weakref
 from enum import IntEnum
 
 import numpy as np
 
 CHANNEL_UNUSED = -134217728
+FIRST_VIRTUAL_CHANNEL = 0x10000  # virtual channels get numbers no input has
 TEST_SIGNAL_PERIOD_PS = 1_250_000  # 800 kHz, the order of the vendor's built-in test signal
 CALLS: list[tuple] = []
 _TAGGERS: dict[str, "TimeTagger"] = {}
@@ -78,6 +87,11 @@ class TimeTagger:
         self._measurements: list["_Measurement"] = []
         self._now = 0
         self._last_tag = {c: -(1 << 62) for c in range(1, channels + 1)}
+        # held weakly: as with the vendor's module, dropping the measurement object ends it
+        self._virtual_refs: list[weakref.ref] = []
+        self._next_virtual = FIRST_VIRTUAL_CHANNEL
+        self._stall = False
+        self._garble = False
 
     # -- vendor API ----------------------------------------------------------------------------
     def getSerial(self) -> str:  # noqa: N802
@@ -93,8 +107,14 @@ class TimeTagger:
         falling = [-c for c in rising]
         return falling if type == ChannelEdge.Falling else rising + falling
 
+    @property
+    def _virtual(self) -> list["Coincidences"]:
+        alive = [v for ref in self._virtual_refs if (v := ref()) is not None]
+        self._virtual_refs = [weakref.ref(v) for v in alive]
+        return alive
+
     def _check(self, channel: int) -> None:
-        if channel not in self._trigger:
+        if channel not in self._trigger and not any(channel in v.getChannels() for v in self._virtual):
             raise ValueError(f"Invalid channel number {channel}")
 
     def setTriggerLevel(self, channel: int, voltage: float) -> None:  # noqa: N802
@@ -168,8 +188,16 @@ class TimeTagger:
         out_t = (times + delays)[keep]
         out_c = chans[keep]
         order = np.argsort(out_t, kind="stable")
+        out_c, out_t = out_c[order], out_t[order]
+        for virtual in self._virtual:  # virtual channels join the stream the measurements see
+            vc, vt = virtual._generate(out_c, out_t)
+            if vt.size:
+                out_c = np.concatenate([out_c, vc])
+                out_t = np.concatenate([out_t, vt])
+                order = np.argsort(out_t, kind="stable")
+                out_c, out_t = out_c[order], out_t[order]
         for m in self._measurements:
-            m._feed(out_c[order], out_t[order], missed)
+            m._feed(out_c, out_t, missed)
 
 
 class _Measurement:
@@ -207,7 +235,12 @@ class _Measurement:
         return self._running
 
     def waitUntilFinished(self, timeout: int = -1) -> bool:  # noqa: N802
+        """``timeout`` in ms (-1: wait for ever); False if still running when it expired."""
         _log(type(self).__name__ + ".waitUntilFinished", timeout)
+        if self._tagger._stall:
+            if timeout < 0:
+                raise RuntimeError("a stalled fake tagger would wait for ever")
+            return False
         if self._stop_at is not None and self._running:
             self._tagger._advance_ps(self._stop_at - self._tagger._now)
         return not self._running
@@ -278,7 +311,11 @@ class TimeTagStream(_Measurement):
     def getData(self) -> TimeTagStreamBuffer:  # noqa: N802
         _log("TimeTagStream.getData")
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.empty(0, dt)  # noqa: E731
-        buf = TimeTagStreamBuffer(cat(self._c, np.int32), cat(self._t, np.int64), cat(self._y, np.uint8),
+        chans = cat(self._c, np.int32)
+        if self._tagger._garble:
+            self._tagger._garble = False
+            chans = chans[:-1] if chans.size else np.zeros(1, np.int32)
+        buf = TimeTagStreamBuffer(chans, cat(self._t, np.int64), cat(self._y, np.uint8),
                                   cat(self._m, np.int32), self._overflow)
         self._reset()
         return buf
@@ -306,4 +343,44 @@ class Countrate(_Measurement):
         _log("Countrate.getData")
         end = self._stop_at if self._stop_at is not None and not self._running else self._tagger._now
         span_ps = max(end - self._start_t, 1)
-        return self._counts / (span_ps * 1e-12)
+        rates = self._counts / (span_ps * 1e-12)
+        if self._tagger._garble:
+            self._tagger._garble = False
+            return rates[:-1]
+        return rates
+
+
+class Coincidences:
+    """Virtual channels, one per group, that fire on each coincidence of the group."""
+
+    def __init__(self, tagger: TimeTagger, coincidenceGroups, coincidenceWindow: int = 1000,  # noqa: N803
+                 timestamp=None) -> None:
+        groups = [[int(c) for c in g] for g in coincidenceGroups]
+        _log("Coincidences", groups, int(coincidenceWindow))
+        for g in groups:
+            if len(g) < 2:
+                raise ValueError("A coincidence group needs at least two channels")
+            for c in g:
+                tagger._check(c)
+        self._tagger = tagger
+        self._groups = groups
+        self._window = int(coincidenceWindow)
+        self._channels = list(range(tagger._next_virtual, tagger._next_virtual + len(groups)))
+        tagger._next_virtual += len(groups)
+        self._last: dict[int, int] = {}
+        tagger._virtual_refs.append(weakref.ref(self))
+
+    def getChannels(self) -> list[int]:  # noqa: N802
+        return list(self._channels)
+
+    def _generate(self, chans: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out_c: list[int] = []
+        out_t: list[int] = []
+        for c, t in zip(chans.tolist(), times.tolist()):
+            for vc, group in zip(self._channels, self._groups):
+                if c in group and all(o == c or (o in self._last and t - self._last[o] <= self._window)
+                                      for o in group):
+                    out_c.append(vc)
+                    out_t.append(t)
+            self._last[c] = t
+        return np.asarray(out_c, np.int32), np.asarray(out_t, np.int64)
