@@ -4,6 +4,8 @@
 (``options.records_per_read`` records, default 1 Mi) restricted to the streamed channels, with the
 configured input delays and dead times applied as a real tagger would. Trigger levels are
 recorded (the file was taken with whatever levels the lab used). The sync input is channel 0.
+Count rates and coincidence rates are taken over the first ``duration_ps`` of the file;
+coincidences follow :mod:`drivers.coincidences` (Swabian ``Coincidences`` semantics).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from qnode_fw.errors import InstrumentError
 from timing.ptu import PtuT2Reader
 
+from .coincidences import checked_groups, count_coincidences
 from .limits import SafetyLimits
 from .registry import register_driver
 from .time_tagger import TagBatch, TimeTagger
@@ -42,6 +45,7 @@ def apply_dead_time(channels: np.ndarray, times: np.ndarray, dead_ps: dict[int, 
                  description="Replays a PicoQuant PTU T2 file as a time tagger")
 class PtuReplayTagger(TimeTagger):
     streams_tags = True
+    measures_coincidences = True
 
     def __init__(self, name: str, resource: str, limits: SafetyLimits | None = None,
                  options: dict | None = None) -> None:
@@ -123,14 +127,10 @@ class PtuReplayTagger(TimeTagger):
     def stop_stream(self) -> None:
         self._chunks = None
 
-    def count_rates_hz(self, channels: list[int], duration_ps: int) -> dict[int, float]:
-        """Rates over the first ``duration_ps`` of the file (after delays and dead time)."""
-        for c in channels:
-            self._check_channel(c, f"count_rates_hz({channels})")
-        if duration_ps <= 0:
-            raise InstrumentError("duration must be positive", resource=self.resource,
-                                  command=f"count_rates_hz({channels}, {duration_ps})")
-        counts = dict.fromkeys(channels, 0)
+    def _first(self, channels: list[int], duration_ps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tags of ``channels`` in the first ``duration_ps`` of the file (after delays and dead
+        time), time-sorted."""
+        parts_c, parts_t = [], []
         last: dict[int, int] = {}
         start = None
         for chunk in self.reader.iter_chunks():
@@ -140,8 +140,30 @@ class PtuReplayTagger(TimeTagger):
                 continue
             c, t = self._filtered(chunk.channels, chunk.timestamps_ps, channels, last)
             inside = t < start + duration_ps
-            for ch in channels:
-                counts[ch] += int(np.count_nonzero(c[inside] == ch))
+            parts_c.append(c[inside])
+            parts_t.append(t[inside])
             if chunk.timestamps_ps.size and chunk.timestamps_ps[-1] >= start + duration_ps:
                 break
-        return {ch: n / (duration_ps * 1e-12) for ch, n in counts.items()}
+        if not parts_t:
+            return np.empty(0, np.int32), np.empty(0, np.int64)
+        c, t = np.concatenate(parts_c), np.concatenate(parts_t)
+        order = np.argsort(t, kind="stable")  # delays may move tags across a chunk boundary
+        return c[order], t[order]
+
+    def count_rates_hz(self, channels: list[int], duration_ps: int) -> dict[int, float]:
+        """Rates over the first ``duration_ps`` of the file (after delays and dead time)."""
+        for c in channels:
+            self._check_channel(c, f"count_rates_hz({channels})")
+        if duration_ps <= 0:
+            raise InstrumentError("duration must be positive", resource=self.resource,
+                                  command=f"count_rates_hz({channels}, {duration_ps})")
+        c, _ = self._first(list(channels), duration_ps)
+        return {ch: int(np.count_nonzero(c == ch)) / (duration_ps * 1e-12) for ch in channels}
+
+    def coincidence_rates_hz(self, groups, window_ps, duration_ps):
+        """Coincidence rates over the first ``duration_ps`` of the file."""
+        groups = checked_groups(groups, self.channels, window_ps, duration_ps, resource=self.resource,
+                                command=f"coincidence_rates_hz({[list(g) for g in groups]}, {window_ps})")
+        c, t = self._first(sorted({ch for g in groups for ch in g}), duration_ps)
+        counts = count_coincidences(c, t, groups, int(window_ps))
+        return {g: n / (duration_ps * 1e-12) for g, n in counts.items()}

@@ -4,6 +4,12 @@ The module is ``TimeTagger`` (or ``Swabian.TimeTagger`` in newer releases); ``op
 names another module with the same API, which is how CI runs this driver against
 :mod:`sim_backend.emulators.fake_timetagger`. ``resource`` is the tagger's serial number (empty:
 the first one found). Vendor exceptions are raised as :class:`InstrumentError` naming the call.
+
+Counting and coincidences run the vendor's measurements for a fixed time (``startFor``) and wait
+for them with a timeout (the duration plus ``options.timeout_s``); a wait that runs out raises
+:class:`InstrumentTimeout`. Coincidence groups are the vendor's ``Coincidences`` virtual
+channels, counted by a ``Countrate`` on those channels. Arrays the module returns are checked for
+consistent lengths before use.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from qnode_fw.errors import ConfigError, InstrumentError
+from qnode_fw.errors import ConfigError, InstrumentError, InstrumentTimeout
 
+from .coincidences import checked_groups
 from .limits import SafetyLimits
 from .registry import register_driver
 from .time_tagger import TagBatch, TimeTagger
@@ -38,6 +45,7 @@ def _vendor_module(name: str | None) -> Any:
                  description="Swabian Instruments Time Tagger 20/Ultra/X (vendor Python module)")
 class SwabianTagger(TimeTagger):
     streams_tags = True
+    measures_coincidences = True
 
     def __init__(self, name: str, resource: str, module: Any, limits: SafetyLimits,
                  options: dict | None = None) -> None:
@@ -104,10 +112,16 @@ class SwabianTagger(TimeTagger):
                                   command="TimeTagStream.getData()")
         buf = self._call("TimeTagStream.getData", self._stream.getData)
         types = np.asarray(buf.getEventTypes())
+        chans = np.asarray(buf.getChannels())
+        times = np.asarray(buf.getTimestamps())
+        missed_per = np.asarray(buf.getMissedEvents())
+        if not types.shape == chans.shape == times.shape == missed_per.shape or types.ndim != 1:
+            raise InstrumentError(f"garbled stream buffer: {types.size} types, {chans.size} channels, "
+                                  f"{times.size} timestamps, {missed_per.size} missed counts",
+                                  resource=self.resource, command="TimeTagStream.getData()")
         tags = types == _TIME_TAG
-        missed = int(np.asarray(buf.getMissedEvents())[types == _MISSED_EVENTS].sum())
-        return TagBatch(channels=np.asarray(buf.getChannels())[tags].astype(np.int32),
-                        timestamps_ps=np.asarray(buf.getTimestamps())[tags].astype(np.int64),
+        missed = int(missed_per[types == _MISSED_EVENTS].sum())
+        return TagBatch(channels=chans[tags].astype(np.int32), timestamps_ps=times[tags].astype(np.int64),
                         overflow=bool(buf.hasOverflows), missed_events=missed)
 
     def stop_stream(self) -> None:
@@ -115,14 +129,43 @@ class SwabianTagger(TimeTagger):
             self._stream.stop()
             self._stream = None
 
+    def _rates_for(self, counter, channels: list[int], duration_ps: int, label: str) -> np.ndarray:
+        """Run ``counter`` (a Countrate) for ``duration_ps`` and return its rates, one per channel."""
+        timeout_ms = int(duration_ps // 1_000_000_000) + int(float(self.options.get("timeout_s", 2.0)) * 1000)
+        self._call(f"{label}.startFor", counter.startFor, int(duration_ps))
+        if not self._call(f"{label}.waitUntilFinished", counter.waitUntilFinished, timeout_ms):
+            counter.stop()
+            raise InstrumentTimeout(f"the measurement did not finish within {timeout_ms} ms",
+                                    resource=self.resource, command=f"{label}.waitUntilFinished({timeout_ms})")
+        rates = np.asarray(self._call(f"{label}.getData", counter.getData), dtype=np.float64)
+        if rates.shape != (len(channels),):
+            raise InstrumentError(f"garbled count rates {rates.tolist()!r} for channels {channels}",
+                                  resource=self.resource, command=f"{label}.getData()")
+        return rates
+
     def count_rates_hz(self, channels: list[int], duration_ps: int) -> dict[int, float]:
         for c in channels:
             self._check_channel(c, f"Countrate(channels={channels})")
+        if duration_ps <= 0:
+            raise InstrumentError("duration must be positive", resource=self.resource,
+                                  command=f"Countrate.startFor({duration_ps})")
         counter = self._call("Countrate", self.module.Countrate, self.tagger, list(channels))
-        counter.startFor(int(duration_ps))
-        counter.waitUntilFinished()
-        rates = counter.getData()
+        rates = self._rates_for(counter, list(channels), duration_ps, "Countrate")
         return {c: float(r) for c, r in zip(channels, rates)}
+
+    def coincidence_rates_hz(self, groups, window_ps, duration_ps):
+        command = f"Coincidences({[list(g) for g in groups]}, {window_ps})"
+        checked = checked_groups(groups, self.channels, window_ps, duration_ps,
+                                 resource=self.resource, command=command)
+        coincidences = self._call("Coincidences", self.module.Coincidences, self.tagger,
+                                  [list(g) for g in checked], int(window_ps))
+        virtual = [int(c) for c in coincidences.getChannels()]
+        if len(virtual) != len(checked):
+            raise InstrumentError(f"garbled virtual channels {virtual} for {len(checked)} groups",
+                                  resource=self.resource, command=f"{command}.getChannels()")
+        counter = self._call("Countrate", self.module.Countrate, self.tagger, virtual)
+        rates = self._rates_for(counter, virtual, duration_ps, "Countrate")
+        return {g: float(r) for g, r in zip(checked, rates)}
 
     def close(self) -> None:
         if getattr(self, "tagger", None) is not None:
