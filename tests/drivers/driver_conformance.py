@@ -105,6 +105,15 @@ def check_time_tagger(tagger: TimeTagger) -> None:
     rates = tagger.count_rates_hz([a, b], 10_000_000_000)  # 10 ms
     assert set(rates) == {a, b}
     assert all(isinstance(r, float) and r >= 0 for r in rates.values())
+    if getattr(tagger, "measures_coincidences", False):
+        coincidences = tagger.coincidence_rates_hz([(a, b)], 1000, 10_000_000_000)
+        assert set(coincidences) == {(a, b)}
+        assert all(isinstance(r, float) and r >= 0 for r in coincidences.values())
+        with pytest.raises(InstrumentError):
+            tagger.coincidence_rates_hz([(a,)], 1000, 10_000_000_000)  # a group needs two channels
+    else:
+        with pytest.raises(InstrumentError):
+            tagger.coincidence_rates_hz([(a, b)], 1000, 10_000_000_000)
     if not getattr(tagger, "streams_tags", True):
         with pytest.raises(InstrumentError):
             tagger.start_stream([a, b])
