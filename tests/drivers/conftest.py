@@ -4,7 +4,7 @@ resource string alone (exactly what a node YAML would hold)."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ from drivers.registry import InstrumentSpec, open_instrument
 from sim_backend.emulators import fake_timetagger
 from sim_backend.emulators.awg import Keysight33500Emulator, TektronixAWG70kEmulator
 from sim_backend.emulators.idq import IdqTimeControllerEmulator
-from sim_backend.emulators.pair_sources import QubitekkSpdcEmulator
+from sim_backend.emulators.pair_sources import (QubitekkSpdcEmulator, ThorlabsItc4001Emulator,
+                                                ThorlabsTed4015Emulator)
 from sim_backend.emulators.switches import AgiltronEmulator, DiconMemsEmulator, PolatisEmulator
 
 sys.path.insert(0, str(Path(__file__).parent))  # makes driver_conformance importable
@@ -28,6 +29,7 @@ FAST = {"timeout_s": 0.3, "reconnect_initial_s": 0.01, "reconnect_attempts": 4}
 class Rig:
     instrument: Any
     emulator: Any  # None when the far end is a module or file
+    others: list = field(default_factory=list)  # further emulators the instrument talks to
 
 
 def _spec(kind, model, resource, limits=None, **options):
@@ -67,6 +69,15 @@ def qubitekk(limits=None):
 
 
 def thorlabs(limits=None):
+    """The ITC4001 (the rig's emulator: pump current, interlocks) and TED4015 on sockets."""
+    itc, ted = ThorlabsItc4001Emulator().start(), ThorlabsTed4015Emulator().start()
+    spec = _spec("pair_source", "thorlabs_itc4001_ted4015", itc.visa_socket_resource, limits,
+                 oven_resource=ted.visa_socket_resource)
+    return Rig(open_instrument(spec), itc, [ted])
+
+
+def thorlabs_pyvisa_sim(limits=None):
+    """The same pair served by pyvisa-sim from YAML, reached by resource strings alone."""
     lib = f"|{THORLABS_YAML}@sim"
     spec = _spec("pair_source", "thorlabs_itc4001_ted4015", "USB0::0x1313::0x804A::M00000001::INSTR" + lib,
                  limits, oven_resource="USB0::0x1313::0x8048::M00000002::INSTR" + lib)
@@ -107,7 +118,7 @@ def rig_factory(tmp_path):
     rigs: list[Rig] = []
 
     def make(kind: str, model: str, limits=None) -> Rig:
-        factory = FACTORIES[kind][model]
+        factory = thorlabs_pyvisa_sim if model == "thorlabs_pyvisa_sim" else FACTORIES[kind][model]
         rig = factory(limits, tmp_path / "replay.ptu") if model == "ptu_replay" else factory(limits)
         rigs.append(rig)
         return rig
@@ -115,5 +126,6 @@ def rig_factory(tmp_path):
     yield make
     for rig in rigs:
         rig.instrument.close()
-        if rig.emulator is not None and hasattr(rig.emulator, "stop"):
-            rig.emulator.stop()
+        for emulator in [rig.emulator, *rig.others]:
+            if emulator is not None and hasattr(emulator, "stop"):
+                emulator.stop()

@@ -32,6 +32,9 @@ CASES = {
     "qubitekk_spdc": ("pair_source", lambda i: i.set_pump_current_ma(40), r":PLDC",
                       lambda i: i.pump_current_ma(), r"PLID\?", b"4O.00\r\n",
                       lambda i: i.set_pump_current_ma(70), {"pump_current_ma": (0, 60)}),
+    "thorlabs_itc4001_ted4015": ("pair_source", lambda i: i.set_pump_current_ma(40), r"SOUR:CURR:LEV:AMPL 0.04$",
+                                 lambda i: i.pump_current_ma(), r"SOUR:CURR:LEV:AMPL\?", b"forty mA\n",
+                                 lambda i: i.set_pump_current_ma(70), {"pump_current_ma": (0, 60)}),
     "idq_id900": ("time_tagger", lambda i: i.set_trigger_level_v(1, 0.5), r"INPU1:THRE 0.500",
                   lambda i: i.threshold[1], r"INPU1:THRE\?", b"half a volt",
                   lambda i: i.set_trigger_level_v(1, 1.5), {"trigger_level_v": (-1, 1)}),
@@ -55,7 +58,7 @@ def test_error_reply_raises_with_resource_command_and_message(rig_factory, model
     err = info.value
     assert err.resource == rig.instrument.resource
     assert err.command is not None and err.command != ""
-    if model in ("keysight_33500b", "tektronix_awg70k", "polatis"):
+    if model in ("keysight_33500b", "tektronix_awg70k", "polatis", "thorlabs_itc4001_ted4015"):
         assert "Data out of range" in err.message  # the instrument's own words
     if model == "idq_id900":
         assert "SCPI_ERR_PARAMETER_OUT_OF_RANGE" in err.message
@@ -85,7 +88,9 @@ def test_disconnect_mid_command_then_reconnect(rig_factory, model):
     setting(rig.instrument)  # reconnects (bounded backoff) and succeeds
     query(rig.instrument)
     assert rig.emulator.connections == connections + 1
-    assert rig.instrument.session.reconnects == 1
+    # a two-controller source reconnects the session of the controller that dropped (the pump)
+    session = rig.instrument.pump.session if model == "thorlabs_itc4001_ted4015" else rig.instrument.session
+    assert session.reconnects == 1
 
 
 def test_zmq_lost_request_then_fresh_socket(rig_factory):

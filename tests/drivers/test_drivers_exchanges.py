@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 
 from sim_backend.emulators import fake_timetagger
 
@@ -128,7 +129,33 @@ def test_qubitekk_settings_are_read_back(rig_factory):
 
 def test_thorlabs_pump_oven_commands(rig_factory):
     rig = rig_factory("pair_source", "thorlabs_itc4001_ted4015")
+    itc, ted = rig.emulator, rig.others[0]
+    assert ted.log.pairs()[:3] == [("rx", b"UNIT:TEMP C"), ("rx", b"SYST:ERR?"), OK]  # sent on opening
+    itc.log.clear()
+    ted.log.clear()
     src = rig.instrument
+    src.set_pump_current_ma(65.0)
+    src.set_crystal_temperature_c(35.5)
+    src.pump_on()
+    assert src.pump_current_ma() == pytest.approx(65.0)
+    assert src.faults() == []
+    itc_expected = [
+        ("rx", b"SOUR:CURR:LEV:AMPL 0.065"), ("rx", b"SYST:ERR?"), OK,
+        ("rx", b"OUTP 1"), ("rx", b"SYST:ERR?"), OK,
+        ("rx", b"SOUR:CURR:LEV:AMPL?"), ("tx", b"6.500000E-02\n"),
+        ("rx", b"OUTP:PROT:INTL:TRIP?"), ("tx", b"0\n"), ("rx", b"OUTP:PROT:KEYL:TRIP?"), ("tx", b"0\n"),
+    ]
+    ted_expected = [("rx", b"SOUR:TEMP 35.5"), ("rx", b"SYST:ERR?"), OK,
+                    ("rx", b"OUTP:PROT:TRIP?"), ("tx", b"0\n")]
+    itc.log.wait_for(len(itc_expected))
+    ted.log.wait_for(len(ted_expected))
+    assert itc.log.pairs() == itc_expected and ted.log.pairs() == ted_expected
+    assert src.pump.session.unread() == b"" and src.oven.session.unread() == b""
+    assert itc.current_a == pytest.approx(0.065) and itc.output_on and ted.setpoint_c == 35.5
+
+
+def test_thorlabs_pump_oven_on_pyvisa_sim(rig_factory):
+    src = rig_factory("pair_source", "thorlabs_pyvisa_sim").instrument
     src.set_pump_current_ma(65.0)
     src.set_crystal_temperature_c(35.5)
     src.pump_on()
@@ -137,6 +164,12 @@ def test_thorlabs_pump_oven_commands(rig_factory):
     assert src.oven.query("SOUR:TEMP?") == "35.5"
     assert src.pump.query("OUTP?") == "1"
     assert src.pump_current_ma() == 65.0
+
+
+def test_thorlabs_pump_oven_on_pyvisa_sim_conformance(rig_factory):
+    from driver_conformance import LIMITS, check_pair_source
+
+    check_pair_source(rig_factory("pair_source", "thorlabs_pyvisa_sim", LIMITS["pair_source"]).instrument)
 
 
 def test_swabian_vendor_calls_and_stream(rig_factory):
