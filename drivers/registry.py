@@ -139,4 +139,10 @@ def driver_for(kind: str, model: str) -> DriverInfo:
 
 def open_instrument(spec: InstrumentSpec, context: DriverContext | None = None) -> Instrument:
     info = driver_for(spec.kind, spec.model)
-    return info.cls.from_config(spec, context or DriverContext())
+    context = context or DriverContext()
+    # A World in another process (sim_backend.remote.RemoteWorld, processes mode) opens the
+    # simulated instruments itself: they live where the physics is.
+    serve = getattr(context.world, "open_instrument", None)
+    if spec.model == "sim" and serve is not None:
+        return serve(spec, context)
+    return info.cls.from_config(spec, context)
