@@ -35,8 +35,9 @@ LINK = "A-B"
 
 
 # -- wall clock: station process ----------------------------------------------------------------
-def station_main(duration_s: float) -> None:
-    """Child: bind, wait for the node's start frame, then herald every attempt in 1 ms batches."""
+def station_main(slots: int) -> None:
+    """Child: bind, wait for the node's start frame, then herald attempts 0 .. slots - 1 in 1 ms
+    batches, and exit (so nothing is sent after the node has gone)."""
     import zmq
 
     from timing.frames import FrameType, Outcome
@@ -54,8 +55,8 @@ def station_main(duration_s: float) -> None:
         raise SystemExit("no start frame from the node")
     t0, k, period = started[0], 0, ATTEMPT_PERIOD_US * 1e-6
     outcomes = (Outcome.PSI_PLUS, Outcome.PSI_MINUS)
-    while (now := time.perf_counter()) - t0 < duration_s:
-        due = int((now - t0 - STATION_LAG_US * 1e-6) / period)
+    while k < slots:
+        due = min(slots - 1, int((time.perf_counter() - t0 - STATION_LAG_US * 1e-6) / period))
         while k <= due:
             ep.send("A", FrameType.HERALD, k, int((k * period) * 1e12), outcomes[k & 1])
             k += 1
@@ -81,8 +82,9 @@ def _lateness(duration_s: float, with_station: bool) -> tuple[np.ndarray, dict]:
     station = None
     endpoint = None
     ready = [0]
+    n_slots = int(duration_s * 1e6 / ATTEMPT_PERIOD_US)
     if with_station:
-        station = subprocess.Popen([sys.executable, __file__, "--station", str(duration_s + 0.5)],
+        station = subprocess.Popen([sys.executable, __file__, "--station", str(n_slots)],
                                    stdout=subprocess.PIPE, text=True)
         address = station.stdout.readline().strip()  # type: ignore[union-attr]
         endpoint = ZmqHeraldEndpoint("A", LINK, connect={"bsa": address}, context=ctx)
@@ -95,20 +97,20 @@ def _lateness(duration_s: float, with_station: bool) -> tuple[np.ndarray, dict]:
     period = ATTEMPT_PERIOD_US * US
     late_ps: list[int] = []
     t0 = loop.now_ps() + 10 * MS
-    n_slots = int(duration_s * 1e6 / ATTEMPT_PERIOD_US)
 
     def attempt(k: int) -> None:
         late_ps.append(loop.now_ps() - (t0 + k * period))
         if k == 0 and endpoint is not None:
             endpoint.send("bsa", FrameType.SYNC_REQUEST, 0, 0)  # the station's slot 0 is now
-        binder.record_emission(k, QubitAddress(0, k % 1000))
+        # A qubit per attempt: a loop that falls far behind must not trip over reuse.
+        binder.record_emission(k, QubitAddress(0, k))
         if k + 1 < n_slots:
             loop.call_at(t0 + (k + 1) * period, attempt, k + 1)
 
     loop.call_at(t0, attempt, 0)
     ivcsw0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    loop.run_until(t0 + n_slots * period + 5 * MS)
+    loop.run_until(t0 + n_slots * period + 20 * MS)  # the last heralds arrive ~3 ms after
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     # Involuntary context switches: the OS took the core away (other processes on a shared box).
     preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - ivcsw0
@@ -209,7 +211,7 @@ def run(quick: bool = False) -> list[Figure]:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "--station":
-        station_main(float(sys.argv[2]))
+        station_main(int(sys.argv[2]))
     else:
         for fig in run(quick="--quick" in sys.argv):
             print(json.dumps(fig.to_json()))

@@ -156,7 +156,13 @@ def run_bench(name: str, module: Path, *, quick: bool, timeout_s: float = DEFAUL
                             error=f"no result within {timeout_s:g} s")
         wall = time.perf_counter() - t0
         if proc.returncode != 0 or not out.exists():
-            tail = "\n".join((stderr or stdout or "").strip().splitlines()[-15:])
+            text = (stderr or stdout or "").strip()
+            # The traceback says why; log lines before or after it do not.
+            if "Traceback (most recent call last)" in text:
+                text = text[text.rindex("Traceback (most recent call last)"):]
+                text = "\n".join(line for line in text.splitlines()
+                                  if line.startswith((" ", "Traceback")) or ":" in line)
+            tail = "\n".join(text.splitlines()[-15:])
             return BenchRun(name, module, "failed", wall,
                             error=f"exit code {proc.returncode}: {tail}")
         records = json.loads(out.read_text())
