@@ -21,8 +21,8 @@ uses ``10_000 + 100 * i + j``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from ..addresses import NodeAddress
 from . import model as m
@@ -166,3 +166,45 @@ def _level_stages(path, pos, segs, top, timers) -> list[m.Stage]:
         if swapping:
             break
     return stages
+
+
+def buffered_chain_rulesets(path: Sequence[NodeAddress], buffered: Mapping[NodeAddress, NodeAddress],
+                            *, ruleset_id: str, connection: str,
+                            timers: ChainTimers = ChainTimers(),
+                            one_way_latency_ps: Callable[[NodeAddress, NodeAddress], int] | None = None,
+                            swap_operation_ps: Callable[[NodeAddress], int] | None = None,
+                            ) -> dict[NodeAddress, m.RuleSet]:
+    """:func:`chain_rulesets` for repeaters with one communication qubit and a buffer (QRNA
+    Figure 2). ``buffered`` maps such a node to the neighbour whose pairs it moves into storage
+    as they arrive (its "left"); pairs with its other neighbour stay on the communication qubit
+    and are swapped from there. The node gets a first Stage ``buffer``:
+
+    * ``expire-<p>``: the discard timer of the Stage that follows, for pairs still waiting here;
+    * ``store-<left>``: move the pair into a free storage qubit and on to the swap Stage;
+    * ``pass-<right>``: on to the swap Stage as it is.
+
+    The node's link scheduler must try ``left`` first and ``right`` only once a left pair is
+    stored (:class:`timing.switched.SwitchPolicy` ``priority``, order ``(left, right)``).
+    Purification needs two pairs per side at once, which such a node cannot hold: not offered.
+    """
+    out = chain_rulesets(path, ruleset_id=ruleset_id, connection=connection, timers=timers,
+                         one_way_latency_ps=one_way_latency_ps, swap_operation_ps=swap_operation_ps)
+    for node, left in buffered.items():
+        if node not in out:
+            raise ValueError(f"{node!r} is not on the path {list(path)}")
+        pos = list(path).index(node)
+        partners = [p for _, p in _neighbours(path, pos)]
+        if pos in (0, len(path) - 1) or left not in partners:
+            raise ValueError(f"{node!r} must be a repeater on the path and {left!r} its neighbour")
+        rs = out[node]
+        limits = {c.partner: c.limit_ps for r in rs.stages[0].rules for c in r.conditions
+                  if isinstance(c, m.PairAgeOver)}
+        rules = [m.Rule(f"expire-{p}", (p,), (m.PairAgeOver(p, limits.get(p, timers.swapper(1))),),
+                        (m.Free(p, "discard timer"),)) for p in partners]
+        for p in partners:
+            act = m.Move(p) if p == left else m.Promote(p)
+            rules.append(m.Rule(f"{'store' if p == left else 'pass'}-{p}", (p,),
+                                (m.EnoughResources(p, 1),), (act,)))
+        out[node] = replace(rs, stages=(m.Stage("buffer", tuple(rules)),) + rs.stages, timing=())
+    latency = one_way_latency_ps or (lambda a, b: timers.wait_margin_ps // 2)
+    return check_connection(out, latency, swap_operation_ps or (lambda node: 0))

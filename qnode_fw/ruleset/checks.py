@@ -34,7 +34,8 @@ from ..addresses import NodeAddress
 from ..errors import RuleSetError
 from . import model as m
 
-_DISPOSING = (m.Promote, m.Free, m.Deliver, m.Measure, m.Purify)
+_DISPOSING = (m.Promote, m.Move, m.Free, m.Deliver, m.Measure, m.Purify)
+_FORWARDING = (m.Promote, m.Move)  # actions that carry pairs to a later Stage
 _VAR_CHANGING = (m.SetVariable, m.IncrementVariable)
 
 
@@ -66,7 +67,7 @@ def _action_needs(a: m.Action) -> dict[NodeAddress, int]:
     if isinstance(a, m.QCirc):
         top = max((s for g in a.gates for s in g.slots), default=-1)
         return {a.partner: top + 1}
-    if isinstance(a, (m.PauliCorrection, m.Measure, m.Promote, m.Free, m.Deliver)):
+    if isinstance(a, (m.PauliCorrection, m.Measure, m.Promote, m.Move, m.Free, m.Deliver)):
         return {a.partner: 1}
     return {}
 
@@ -119,7 +120,7 @@ def check_ruleset(rs: m.RuleSet, connection_nodes: Iterable[NodeAddress] | None 
             _check_rule(rs, si, stage, rule, nodes, err)
             renames = any(isinstance(c, m.SwapResultArrived) for c in rule.conditions)
             for ai, a in enumerate(rule.actions):
-                if isinstance(a, m.Promote):
+                if isinstance(a, _FORWARDING):
                     target = si + 1 if a.stage is None else (names.index(a.stage)
                                                              if a.stage in names else None)
                     if target is None:
@@ -128,7 +129,7 @@ def check_ruleset(rs: m.RuleSet, connection_nodes: Iterable[NodeAddress] | None 
                     if target >= len(rs.stages):
                         raise err("promotes past the last Stage", stage, rule, f"actions[{ai}]")
                     if target <= si:
-                        raise err(f"promotes back to Stage {rs.stages[target].name!r}: qubits "
+                        raise err(f"{a.kind}s back to Stage {rs.stages[target].name!r}: qubits "
                                   "move only forward (a cyclic RuleSet)", stage, rule,
                                   f"actions[{ai}].stage")
                     if si in reachable:

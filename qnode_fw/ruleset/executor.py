@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.qnic import QNIC, Basis, Gate
+from drivers.qnic import QNIC, Basis, Gate, QubitRole
 
 from ..addresses import NodeAddress, PairName, QubitAddress
 from ..bell import BellState, correction_to_phi_plus
@@ -94,8 +94,12 @@ class RuleSetExecutor:
     def __init__(self, node: NodeAddress, loop: EventLoop, qnics: Iterable[QNIC],
                  send: Callable[[NodeAddress, RuleSetMessage], None],
                  deliver: Callable[[DeliveryEvent], None],
-                 rng: np.random.Generator | None = None) -> None:
+                 rng: np.random.Generator | None = None,
+                 held_elsewhere: Callable[[], set[QubitAddress]] | None = None) -> None:
         self.node = node
+        #: qubits the node uses outside the executor (delivered to the application, waiting for
+        #: a herald): a move never picks one of them as its storage qubit
+        self.held_elsewhere = held_elsewhere or (lambda: set())
         self.loop = loop
         self.qnics = {q.qnic_address: q for q in qnics}
         self._send = send
@@ -104,6 +108,9 @@ class RuleSetExecutor:
         self.installed: dict[str, InstalledRuleSet] = {}
         self.torn_down: set[str] = set()
         self._held: dict[QubitAddress, str] = {}
+        #: qubit -> when the local operations a Rule started on it end (a move, a swap, ...): the
+        #: link layer must not take a communication qubit for an attempt before then
+        self.busy_until_ps: dict[QubitAddress, int] = {}
         self._assigned_names = RecentKeys(NAME_MEMORY_PS)
         self._last_name_ps = -1
         self.stats = dict.fromkeys((
@@ -120,6 +127,11 @@ class RuleSetExecutor:
             raise RuleSetError("a RuleSet with this id was already installed on this node",
                                ruleset=rs.id, field="id")
         check_ruleset(rs, connection_nodes)
+        moves = [(s.name, r.name) for s in rs.stages for r in s.rules
+                 for a in r.actions if isinstance(a, m.Move)]
+        if moves and not any(self._storage_qubits(q) for q in self.qnics.values()):
+            raise RuleSetError("moves pairs into storage, but no QNIC of this node has a storage "
+                               "qubit", ruleset=rs.id, rule="/".join(moves[0]), field="actions")
         self.installed[rs.id] = InstalledRuleSet(rs)
 
     def teardown(self, ruleset_id: str) -> list[QubitAddress]:
@@ -142,6 +154,15 @@ class RuleSetExecutor:
 
     def held_qubits(self) -> set[QubitAddress]:
         return set(self._held)
+
+    def free_at_ps(self, qubit: QubitAddress) -> int:
+        """When the local operations on ``qubit`` end (0 if none ran)."""
+        return self.busy_until_ps.get(qubit, 0)
+
+    def pairs_with(self, partner: NodeAddress) -> int:
+        """How many pairs with ``partner`` this node holds, over every installed RuleSet."""
+        return sum(1 for inst in self.installed.values() for p in inst.pairs.values()
+                   if p.partner == partner)
 
     def _refuse_stale(self, name: PairName, peer: NodeAddress, msg_type: str) -> None:
         # Names are remembered for NAME_MEMORY_PS only; anything older is refused outright, so
@@ -226,22 +247,33 @@ class RuleSetExecutor:
     # -- evaluation -------------------------------------------------------------------------
     def _evaluate(self, inst: InstalledRuleSet) -> None:
         firings = 0
-        for si, stage in enumerate(inst.rs.stages):
-            fired = True
-            while fired:
-                fired = False
-                for rule in stage.rules:
-                    binding = inst.match(si, rule, self.loop.now_ps())
-                    if binding is None:
-                        continue
-                    self._fire(inst, si, rule, binding)
-                    firings += 1
-                    if firings > MAX_FIRINGS_PER_EVENT:
-                        raise RuleSetError(f"more than {MAX_FIRINGS_PER_EVENT} firings for one "
-                                           "event", ruleset=inst.rs.id,
-                                           rule=f"{stage.name}/{rule.name}")
-                    fired = True
-                    break
+        again = True
+        while again:
+            # One pass suffices (pairs only move forward), except for a move that found no free
+            # storage qubit: a later Stage may free one, so pass once more after any firing.
+            again = False
+            waiting_for_storage = False
+            firings_before = firings
+            for si, stage in enumerate(inst.rs.stages):
+                fired = True
+                while fired:
+                    fired = False
+                    for rule in stage.rules:
+                        binding = inst.match(si, rule, self.loop.now_ps())
+                        if binding is None:
+                            continue
+                        if not self._storage_for_moves(inst, rule, binding):
+                            waiting_for_storage = True
+                            continue
+                        self._fire(inst, si, rule, binding)
+                        firings += 1
+                        if firings > MAX_FIRINGS_PER_EVENT:
+                            raise RuleSetError(f"more than {MAX_FIRINGS_PER_EVENT} firings for "
+                                               "one event", ruleset=inst.rs.id,
+                                               rule=f"{stage.name}/{rule.name}")
+                        fired = True
+                        break
+            again = waiting_for_storage and firings > firings_before
 
     def _fire(self, inst: InstalledRuleSet, si: int, rule: m.Rule, b: Binding) -> None:
         self.stats["firings"] += 1
@@ -273,8 +305,14 @@ class RuleSetExecutor:
                     pending.method, pair.fidelity, list(pending.sacrificed_fidelity))
         outgoing: list[tuple[NodeAddress, RuleSetMessage]] = []
         busy_ps = 0
+        touched = {p.qubit for p in b.all_pairs()}
         for a in rule.actions:
             busy_ps += self._act(inst, si, a, b, now, outgoing)
+        if busy_ps:
+            # every qubit the Rule worked on (moves included: pairs now sit on their destinations)
+            touched |= {p.qubit for p in b.all_pairs()}
+            for q in touched:
+                self.busy_until_ps[q] = max(self.busy_until_ps.get(q, 0), now + busy_ps)
         for peer, msg in outgoing:
             self.stats["messages_out"] += 1
             if busy_ps:
@@ -361,6 +399,20 @@ class RuleSetExecutor:
                 p.stage, p.entered_stage_ps = target, now
                 self._arm_wakeups(inst, p)
             return 0
+        if isinstance(a, m.Move):
+            target = si + 1 if a.stage is None else rs.stage_index(a.stage)
+            dur = 0
+            for p in self._live(inst, b, a.partner):
+                qnic = self.qnics[p.qubit.qnic]
+                dest = QubitAddress(p.qubit.qnic, self._free_storage(qnic)[0])
+                qnic.move(p.qubit.index, dest.index)
+                dur += qnic.duration_ps("move")
+                del self._held[p.qubit]
+                self._held[dest] = rs.id
+                p.qubit = dest
+                p.stage, p.entered_stage_ps = target, now
+                self._arm_wakeups(inst, p)
+            return dur
         if isinstance(a, m.Free):
             for p in self._live(inst, b, a.partner):
                 self._free(inst, p)
@@ -394,6 +446,29 @@ class RuleSetExecutor:
         raise RuleSetError(f"unknown action {a!r}", ruleset=rs.id)  # unreachable after checks
 
     # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _storage_qubits(qnic: QNIC) -> list[int]:
+        return [i for i in range(qnic.num_qubits) if qnic.role(i) is QubitRole.STORAGE]
+
+    def _free_storage(self, qnic: QNIC) -> list[int]:
+        now = self.loop.now_ps()
+        elsewhere = self.held_elsewhere()
+        out = []
+        for i in self._storage_qubits(qnic):
+            q = QubitAddress(qnic.qnic_address, i)
+            if q not in self._held and q not in elsewhere and self.free_at_ps(q) <= now:
+                out.append(i)
+        return out
+
+    def _storage_for_moves(self, inst: InstalledRuleSet, rule: m.Rule, b: Binding) -> bool:
+        """Enough free storage qubits, per QNIC, for every pair the Rule's moves would carry."""
+        need: dict[int, int] = {}
+        for a in rule.actions:
+            if isinstance(a, m.Move):
+                for p in b.pairs.get(a.partner, []):
+                    need[p.qubit.qnic] = need.get(p.qubit.qnic, 0) + 1
+        return all(len(self._free_storage(self.qnics[q])) >= n for q, n in need.items())
+
     def _one_qnic(self, qubits: list[QubitAddress], rs: m.RuleSet, a: m.Action) -> QNIC:
         qnic_ids = {q.qnic for q in qubits}
         if len(qnic_ids) != 1:

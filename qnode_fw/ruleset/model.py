@@ -13,8 +13,9 @@ Shape (stable; the control plane builds RuleSets from these classes)::
   ``owner`` is the node the RuleSet runs on; ``connection`` names the connection (for people,
   records and teardown).
 * Stage variables belong to their Stage; Rules of other Stages cannot see them.
-* Qubits (Bell-pair halves) enter Stage 0 and only ever move forward (``Promote`` to a later
-  Stage) until they are freed, measured, consumed by a swap/purification, or delivered.
+* Qubits (Bell-pair halves) enter Stage 0 and only ever move forward (``Promote`` or ``Move``
+  to a later Stage) until they are freed, measured, consumed by a swap/purification, or
+  delivered. ``Move`` also carries the pair from its communication qubit into a storage qubit.
 * A Rule fires when all its Conditions hold at once. Conditions that *bind qubits*
   (:data:`BINDING_CONDITIONS`) pick concrete pairs with a given partner, in pair-name order, never
   arrival order; Actions act on the qubits bound under the partner they name.
@@ -255,6 +256,19 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class Move:
+    """Transfer each pair bound for ``partner`` into a free storage qubit of the same QNIC (a MOVE:
+    state transfer with its own duration and error) and promote it to Stage ``stage`` (default:
+    the next Stage). Frees the communication qubit for the next link attempt (RFC 9340 §5.4.3;
+    QRNA Figure 2: a left success goes into the buffer before the right side is tried). A Rule
+    whose move finds too few free storage qubits does not fire until some are free."""
+
+    kind: ClassVar[str] = "move"
+    partner: NodeAddress
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
 class Free:
     """Re-initialise the qubits bound for ``partner`` and return them to the free pool."""
 
@@ -305,7 +319,7 @@ class SetTimer:
 
 
 Action = Union[
-    Purify, Swap, PauliCorrection, Measure, QCirc, Promote, Free, Deliver, SendMessage,
+    Purify, Swap, PauliCorrection, Measure, QCirc, Promote, Move, Free, Deliver, SendMessage,
     SetVariable, IncrementVariable, SetTimer,
 ]
 
@@ -313,7 +327,7 @@ CONDITION_TYPES: dict[str, type] = {c.kind: c for c in (
     EnoughResources, FidelityAtLeast, PurificationResultArrived, SwapResultArrived, PairAgeOver,
     StageTimeout, TimerExpired, MeasureCount, VariableCompare)}
 ACTION_TYPES: dict[str, type] = {a.kind: a for a in (
-    Purify, Swap, PauliCorrection, Measure, QCirc, Promote, Free, Deliver, SendMessage,
+    Purify, Swap, PauliCorrection, Measure, QCirc, Promote, Move, Free, Deliver, SendMessage,
     SetVariable, IncrementVariable, SetTimer)}
 
 # -- structure ------------------------------------------------------------------------------
