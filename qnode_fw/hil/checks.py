@@ -366,9 +366,10 @@ def temperature_scan(session: Session, ctx: CheckContext, source: str) -> None:
         if isinstance(fit, str):
             ctx.fail(f"{source}: {fit} (scan {temperatures[0]:g}..{temperatures[-1]:g} C)")
             return
-        peak_c, width_c = fit
+        peak_c, error_c, width_c = fit
         ctx.figure("peak_temperature", peak_c, "C", configured=op.crystal_temperature_c,
                    limit=f"within {sc.tolerance_c:g} C")
+        ctx.figure("peak_temperature_error", error_c, "C")
         ctx.figure("half_max_width", width_c, "C")
         if abs(peak_c - op.crystal_temperature_c) > sc.tolerance_c:
             ctx.fail(f"{source}: the coincidence rate peaks at {peak_c:.2f} C, {abs(peak_c - op.crystal_temperature_c):.2f} C "
@@ -380,9 +381,9 @@ def temperature_scan(session: Session, ctx: CheckContext, source: str) -> None:
         device.set_crystal_temperature_c(peak_c)
 
 
-def _peak(temperatures: np.ndarray, rates: np.ndarray, seconds: float) -> tuple[float, float] | str:
+def _peak(temperatures: np.ndarray, rates: np.ndarray, seconds: float) -> tuple[float, float, float] | str:
     """Vertex of a parabola fitted (weighted by counting error) to the points at or above half the
-    highest rate, and the width of that half-maximum region; or why there is no peak."""
+    highest rate, its counting error, and the full width at half maximum; or why there is no peak."""
     top = float(rates.max())
     if top <= 0:
         return "no coincidences at any temperature"
@@ -392,9 +393,13 @@ def _peak(temperatures: np.ndarray, rates: np.ndarray, seconds: float) -> tuple[
     if above.size < 3:
         return "fewer than 3 points above half maximum: use a smaller checks.scan.step_c"
     counts = rates[above] * seconds
-    a, b, _ = np.polyfit(temperatures[above], counts, 2, w=1 / np.sqrt(np.maximum(counts, 1)))
+    (a, b, _), cov = np.polyfit(temperatures[above], counts, 2, w=1 / np.sqrt(np.maximum(counts, 1)),
+                                cov="unscaled")
     if a >= 0:
         return "the rates around the maximum do not form a peak"
+    # Counting error of the vertex -b/2a, propagated from the fit's covariance.
+    grad = np.array([b / (2 * a * a), -1 / (2 * a)])
+    error = float(np.sqrt(grad @ cov[:2, :2] @ grad))
 
     def crossing(inside: int, outside: int) -> float:  # linear interpolation to half maximum
         r0, r1 = rates[outside], rates[inside]
@@ -402,4 +407,4 @@ def _peak(temperatures: np.ndarray, rates: np.ndarray, seconds: float) -> tuple[
         return float(t0 + (top / 2 - r0) / (r1 - r0) * (t1 - t0))
 
     width = crossing(above[-1], above[-1] + 1) - crossing(above[0], above[0] - 1)
-    return float(-b / (2 * a)), width
+    return float(-b / (2 * a)), error, width

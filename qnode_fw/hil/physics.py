@@ -86,13 +86,32 @@ def physics_options(bench: LoadedBench, name: str) -> dict:
     return options
 
 
-def build_world(bench: LoadedBench, clock, streams, *, instant_oven: bool = False) -> World:
-    """The World of ``bench``; ``instant_oven`` makes crystal ovens settle at once (the emulated
-    SPDC module reports its setpoint as the temperature at once, and the physics must agree)."""
+def standin_options(bench: LoadedBench, name: str) -> dict:
+    """Parameters for a dry run's simulated stand-in of ``name``: whatever the bench is, its pair
+    sources peak at the nominal crystal temperature, settle at once and give each detector about
+    ten times the lit threshold at the operating current, so every check runs its whole course
+    (and lists every call) without costing more than a dry run should."""
+    options = physics_options(bench, name)
+    cfg = bench.config
+    if cfg.instrument(name).kind != InstrumentKind.PAIR_SOURCE or name not in cfg.operating:
+        return options
+    op = cfg.operating[name]
+    slope = 0.1  # mW/mA, above a zero threshold
+    pairs_hz = 20 * cfg.checks.light.lit_hz
+    return {"mode": "cw", "pump_threshold_ma": 0.0, "pump_slope_mw_per_ma": slope,
+            "pair_rate_per_mw_hz": pairs_hz / (slope * max(op.pump_current_ma, 1e-3)),
+            "phase_matching_temperature_c": op.crystal_temperature_c, "oven_time_constant_ps": 0}
+
+
+def build_world(bench: LoadedBench, clock, streams, *, options=physics_options, instant_oven: bool = False) -> World:
+    """The World of ``bench`` with each instrument's parameters from ``options(bench, name)``;
+    ``instant_oven`` makes crystal ovens settle at once (the emulated SPDC module reports its
+    setpoint as the temperature at once, and the physics must agree)."""
     cfg = bench.config
     world = World(clock, streams)
+    parameters = options
     for inst in cfg.instruments:
-        options = physics_options(bench, inst.name)
+        options = parameters(bench, inst.name)
         prefix = f"simulation.physics.{inst.name}"
         if inst.kind == InstrumentKind.PAIR_SOURCE:
             params = dataclass_from_options(SpdcParams, options, prefix)

@@ -28,7 +28,7 @@ from qnode_fw.errors import QnodeError
 from qnode_fw.rng import RandomStreams
 
 from .bench import BenchInstrument, LoadedBench
-from .physics import build_world, physics_options
+from .physics import build_world, physics_options, standin_options
 
 
 class Rig(ABC):
@@ -83,9 +83,9 @@ class LabRig(Rig):
 
 
 class SimRig(Rig):
-    """The simulated instruments on the bench's World. ``standin`` builds them for a bench whose
-    instruments are not simulated (a dry run): then the instruments' own options, which are driver
-    options, are left out and ovens settle at once."""
+    """The simulated instruments on the bench's World. ``standin`` builds them for a dry run of any
+    bench: then the instruments' own options (driver options) are left out and the physics is
+    :func:`~.physics.standin_options`'."""
 
     backend = "sim"
 
@@ -97,11 +97,16 @@ class SimRig(Rig):
     def start(self) -> None:
         self.clock = VirtualClock()
         self.streams = RandomStreams(self.bench.config.bench.seed)
-        self.world = build_world(self.bench, self.clock, self.streams, instant_oven=self.standin)
+        self._options = standin_options if self.standin else physics_options
+        self.world = build_world(self.bench, self.clock, self.streams, options=self._options)
+        if self.standin:
+            # Stand-in ovens settle at once, so the sources cannot change within a longer chunk
+            # of pump time; fewer chunks keep a lab bench's long counts cheap to list.
+            self.world.chunk_ps = 100 * self.world.chunk_ps
         self.context = DriverContext(clock=self.clock, streams=self.streams, world=self.world)
 
     def open(self, instrument, limits):
-        options = physics_options(self.bench, instrument.name)
+        options = self._options(self.bench, instrument.name)
         if not self.standin:
             options = {**instrument.options, **options}
         device = open_instrument(InstrumentSpec(instrument.name, instrument.kind.value, "sim", "sim",
