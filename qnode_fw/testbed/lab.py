@@ -3,7 +3,10 @@
 ``qnode run NODE.yaml --testbed TESTBED.yaml`` builds a :class:`LabNode`: the node file says what
 this PC drives, the testbed says who the peers are, where they listen and which public keys they
 hold. Simulated instruments (``model: sim``) still work here, each node with its own World, so a
-node PC can be rehearsed without its instruments.
+node PC can be rehearsed without its instruments. With ``world`` (``qnode run --world ENDPOINT``)
+the node's simulated instruments live in a World server shared with the testbed's other nodes
+(:mod:`sim_backend.world_server`; the processes mode of ``qnode testbed``), and the node's loop
+runs on that World's testbed clock.
 
 Shutdown: SIGINT or SIGTERM schedules a stop on the loop thread; the node then stops its
 components in reverse order (control link first says goodbye to its peers) and the process exits
@@ -22,8 +25,8 @@ from ..clock import WallClock
 from ..component import install_signal_handlers
 from ..config.node import NodeConfig
 from ..config.testbed import LoadedTestbed
-from ..control import (CurveIdentity, LinkSettings, NodeAuthenticator, ZmqControlLink,
-                       load_allowlist, load_identity)
+from ..control import (CurveIdentity, LinkSettings, NodeAuthenticator, PeerStatus,
+                       ZmqControlLink, load_allowlist, load_identity)
 from ..errors import ConfigError
 from ..logs import event
 from ..loop import EventLoop
@@ -38,26 +41,37 @@ class LabNode:
     """A :class:`~qnode_fw.node.Node` in its own process on the wall clock."""
 
     def __init__(self, testbed: LoadedTestbed, address: str, *, seed: int | None = None,
-                 settings: LinkSettings | None = None) -> None:
+                 settings: LinkSettings | None = None, world: str | None = None) -> None:
         if address not in testbed.config.addresses:
             raise ConfigError(f"node {address!r} is not part of testbed {testbed.config.name}",
                               file=testbed.document.file, field="nodes",
                               expected="one of " + ", ".join(testbed.config.addresses))
         self.testbed = testbed
         self.config: NodeConfig = testbed.config.node(address)
-        self.loop = EventLoop(WallClock())
         self.context = zmq.Context()
         self.authenticator: NodeAuthenticator | None = None
         identity, peer_keys = self._keys()
+        self.remote_world = None
+        if world is not None:
+            from sim_backend.remote import RemoteWorld   # only a simulated testbed has a World
+
+            self.remote_world = RemoteWorld.for_testbed_node(world, testbed, address,
+                                                             context=self.context, identity=identity)
+        self.loop = EventLoop(WallClock() if self.remote_world is None else self.remote_world.wall_clock)
+        if self.remote_world is not None:
+            self.remote_world.attach(self.loop)
         peers = {n.address: n.control.endpoint for n in testbed.config.nodes if n.address != address}
         control = ZmqControlLink(address, self.loop, bind=self.config.control.endpoint, peers=peers,
                                  context=self.context, identity=identity, peer_keys=peer_keys,
                                  settings=settings)
         streams = RandomStreams(testbed.config.seed if seed is None else seed)
-        env = NodeEnvironment(self.loop, control, streams, None, link_costs(testbed.config.nodes))
+        env = NodeEnvironment(self.loop, control, streams, self.remote_world,
+                              link_costs(testbed.config.nodes))
         self.node = Node(self.config, env)
         self.shutdown_reason: str | None = None
         self.final_status = None          # the node's status just before it stopped
+        self.peer_failure: PeerStatus | None = None   # the peer whose failure stopped the node
+        self._peers_seen_up: set[str] = set()
 
     def _keys(self) -> tuple[CurveIdentity | None, dict[str, bytes] | None]:
         tb = self.testbed
@@ -78,12 +92,17 @@ class LabNode:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     def run(self, duration_s: float | None = None,
-            every_s: float | None = None, on_tick: Callable[[Node], None] | None = None) -> None:
-        """Start, run until a signal (or ``duration_s``), then stop everything in reverse order."""
+            every_s: float | None = None, on_tick: Callable[[Node], None] | None = None,
+            stop_on_peer_down: bool = False) -> None:
+        """Start, run until a signal (or ``duration_s``), then stop everything in reverse order.
+        ``stop_on_peer_down``: also stop when a peer that was up goes down other than by saying
+        goodbye (a crashed or killed node); the shutdown reason names it."""
         restore = install_signal_handlers(self.request_shutdown)
         try:
             if self.authenticator is not None:
                 self.authenticator.start()
+            if stop_on_peer_down:
+                self.node.control.add_status_handler(self._peer_status)
             self.node.start()
             try:
                 if duration_s is not None:
@@ -97,11 +116,21 @@ class LabNode:
                 self.final_status = self.node.status()
                 self.node.stop()
         finally:
+            if self.remote_world is not None:
+                self.remote_world.close()
             if self.authenticator is not None:
                 self.authenticator.stop()
             self.loop.close()
             self.context.term()
             restore()
+
+    def _peer_status(self, status: PeerStatus) -> None:
+        if status.up:
+            self._peers_seen_up.add(status.peer)
+        elif status.peer in self._peers_seen_up and status.reason != "peer stopped":
+            if self.shutdown_reason is None:
+                self.peer_failure = status
+                self.request_shutdown(f"peer {status.peer} down: {status.reason}")
 
     def _tick(self, period_ps: int, on_tick: Callable[[Node], None]) -> None:
         on_tick(self.node)
