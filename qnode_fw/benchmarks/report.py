@@ -65,3 +65,31 @@ def format_summary(doc: dict[str, Any]) -> list[str]:
     if failed:
         lines.append("failed: " + ", ".join(failed))
     return lines
+
+
+def format_markdown(doc: dict[str, Any]) -> list[str]:
+    """The run as Markdown tables, one per benchmark, for docs/performance.md."""
+    m = doc["machine"]
+    lines = [f"Measured {doc['started_utc']} ({'quick' if doc['quick'] else 'full'} run, "
+             f"{doc['wall_s']:.0f} s) on {m['cpu_model']}, {m['nproc']} CPUs, "
+             f"{m['mem_total_gb']} GB, Python {m['python']}; 1-minute load average "
+             f"{m['load_avg_1m_at_start']} at start."]
+    for run in doc["benches"]:
+        lines += ["", f"#### {run['bench']} (`{run['module']}`, {run['wall_s']:.0f} s, {run['status']})",
+                  ""]
+        if run["error"]:
+            lines += ["```", run["error"], "```"]
+            continue
+        lines += ["| figure | value | same-run baseline | ratio | references (ratio) | target |",
+                  "|---|---|---|---|---|---|"]
+        for f in run["figures"]:
+            base = f["baseline"]
+            base_txt = "none" if base is None else f"{base['name']} {_num(base['value'])}"
+            refs = "; ".join(f"{r['name']} {_num(r['value'])} (x{_num(r['ratio'])})"
+                             for r in f["references"])
+            t = f["target"]
+            tgt = "" if t is None else (f"{t['relation']} {_num(t['value'])}: "
+                                        + {True: "met", False: "**missed**", None: "?"}[t["met"]])
+            lines.append(f"| {f['name']} | {_num(f['value'])} {f['unit']} | {base_txt} | "
+                         f"{_num(f['ratio'])} | {refs} | {tgt} |")
+    return lines

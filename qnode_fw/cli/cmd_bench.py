@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--profile", metavar="DIR",
                         help="run each benchmark under pyinstrument, write DIR/NAME.txt")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON document to FILE")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the figures as Markdown tables to FILE (for docs/performance.md)")
     parser.set_defaults(func=handler)
 
 
@@ -53,6 +55,8 @@ def handler(args) -> int:
                           profile_dir=Path(args.profile) if args.profile else None, on_done=progress)
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(report.format_markdown(doc)) + "\n")
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

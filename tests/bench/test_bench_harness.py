@@ -146,12 +146,16 @@ def test_json_document_has_stable_keys_and_failures_do_not_lose_other_figures(to
     assert runs["hangs"]["status"] == "timeout" and runs["hangs"]["figures"] == []
 
 
-def test_text_report_shows_baseline_ratio_references_and_missed_target(toy_benches, capsys):
-    assert main(["bench", "--bench-dir", str(toy_benches), "good"]) == 0
+def test_text_report_shows_baseline_ratio_references_and_missed_target(toy_benches, capsys,
+                                                                       tmp_path):
+    md = tmp_path / "figures.md"
+    assert main(["bench", "--bench-dir", str(toy_benches), "--markdown", str(md), "good"]) == 0
     out = capsys.readouterr().out
     assert "good_rate: 8 1/s  | baseline floor_rate = 4  | ratio 2" in out
     assert "instrument 2 -> x4" in out and "target >= 10: MISSED" in out
     assert "targets missed: good/good_rate" in out
+    assert "| good_rate | 8 1/s | floor_rate 4 | 2 | instrument 2 (x4) | >= 10: **missed** |" \
+        in md.read_text()
 
 
 def test_profile_writes_a_pyinstrument_report(toy_benches, tmp_path, capsys):
