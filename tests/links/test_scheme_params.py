@@ -72,7 +72,8 @@ def test_at_source_timeline_and_cadence_closed_form():
     assert c == (2 * D2 + H) // (10 * US) + 1 == 3 and p.slots_per_attempt(1) == 1
     # one qubit at the emitter limits it to every c-th slot; the receiver keeps up
     assert p.joint_attempt_fraction((1, 1)) == pytest.approx(1 / c)
-    assert p.joint_attempt_fraction((2, 1)) == 1.0
+    assert p.joint_attempt_fraction((2, 1)) == pytest.approx(2 / 3)  # two of every three slots
+    assert p.joint_attempt_fraction((3, 1)) == 1.0
     assert p.pair_rate_hz(0.3, (1, 1)) == pytest.approx(0.3 / c / 10e-6)
     both = link(LinkScheme.BOTH_ENDPOINTS, "bsa", km=(2.0, 3.0), period_ps=4 * US)
     with pytest.raises(ValueError, match="no closed form"):
