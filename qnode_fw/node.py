@@ -151,6 +151,27 @@ class Node:
             if self.env.world is None and context.world is not None:
                 self.env.world = context.world       # the first simulated instrument made one
             self.identities[inst.name] = opened.identify()
+        self._apply_calibration()
+
+    def _apply_calibration(self) -> None:
+        """Set what the node file's ``calibration:`` (usually an included calibration YAML)
+        measured: time-tagger input delays and crystal phase-matching temperatures."""
+        cal = self.config.calibration
+        if cal is None:
+            return
+        for name, delays in cal.input_delays_ps.items():
+            tagger = self.instruments[name]
+            if not hasattr(tagger, "set_input_delay_ps"):
+                raise ConfigError(f"calibration sets input delays on {name}, which is not a time "
+                                  "tagger", field=f"{self.address}.calibration.input_delays_ps.{name}")
+            for channel, delay in delays.items():
+                tagger.set_input_delay_ps(int(channel), int(delay))
+        for name, celsius in cal.crystal_temperature_c.items():
+            source = self.instruments[name]
+            if not hasattr(source, "set_crystal_temperature_c"):
+                raise ConfigError(f"calibration sets a crystal temperature on {name}, which is not "
+                                  "a pair source", field=f"{self.address}.calibration.crystal_temperature_c.{name}")
+            source.set_crystal_temperature_c(float(celsius))
 
     def _close_instruments(self) -> None:
         for name in reversed(list(self.instruments)):
