@@ -53,8 +53,11 @@ def check_node(doc: Document, cfg: NodeConfig) -> list[ConfigError]:
                                     expected="a unique name per node"))
         seen_inst.setdefault(inst.name, i)
         errors.extend(_check_instrument(doc, i, inst.kind.value, inst.model, inst.resource))
+    # A MEAS node without QNICs measures its photons directly (analysers and detectors, no
+    # memory): its links name no QNIC of its own.
+    photonic_meas = cfg.role is Role.MEAS and not cfg.qnics
     for i, link in enumerate(cfg.links):
-        if cfg.qnic(link.qnic) is None and not cfg.role.is_station:
+        if cfg.qnic(link.qnic) is None and not cfg.role.is_station and not photonic_meas:
             declared = ", ".join(str(q.address) for q in cfg.qnics) or "none declared"
             errors.append(doc.error(("links", i, "qnic"), f"QNIC {link.qnic} is referenced but not "
                                     "declared in qnics", expected=f"a declared QNIC address ({declared})"))
