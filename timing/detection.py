@@ -220,6 +220,19 @@ class HeraldDetector:
                               int(c[K.C_OUT_OF_WINDOW]), int(c[K.C_DEAD]), int(c[K.C_SYNC]),
                               self._late, self._overflow_rejected)
 
+    def warm_up(self) -> None:
+        """Load the compiled kernels now (numba's cache load or first compile takes tenths of a
+        second), so the first herald of a run does not wait for them. Leaves this detector's
+        state untouched."""
+        cfg = self.config
+        scratch = HeraldDetector(cfg)
+        sync = cfg.channels.sync
+        first = cfg.channels.detectors[0]
+        scratch.push_arrays(np.array([sync, first], np.int32),
+                            np.array([0, cfg.window_start_ps], np.int64),
+                            complete_until_ps=cfg.window_start_ps + cfg.window_ps)
+        scratch.flush()
+
     def push(self, batch: TagBatch, complete_until_ps: int | None = None) -> HeraldArrays:
         return self.push_arrays(batch.channels, batch.timestamps_ps, overflow=batch.overflow,
                                 complete_until_ps=complete_until_ps)
