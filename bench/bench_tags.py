@@ -58,6 +58,17 @@ def _best(fn, repeats: int) -> float:
     return best
 
 
+def _best_cpu(fn, repeats: int) -> float:
+    """Best CPU time of the process: the cost on one core, without the time other processes
+    took that core away (this machine is shared; the wall-clock figure is the one that counts)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
 def _pin_one_core() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -66,7 +77,7 @@ def _pin_one_core() -> None:
 def run(quick: bool = False) -> list[Figure]:
     _pin_one_core()
     n = 2_000_000 if quick else 20_000_000
-    repeats = 2 if quick else 3
+    repeats = 2 if quick else 5
     results = []
 
     ch, ts = _bsa_stream(n)
@@ -83,12 +94,13 @@ def run(quick: bool = False) -> list[Figure]:
         det.flush()
 
     t_kernel = _best(streaming, repeats)
-    t_numpy = _best(lambda: detect_heralds_reference(ch, ts, cfg), 1 if not quick else 1)
+    cpu_rate = n / _best_cpu(streaming, repeats) / 1e6
+    t_numpy = _best(lambda: detect_heralds_reference(ch, ts, cfg), 1)
     k_rate, np_rate = n / t_kernel / 1e6, n / t_numpy / 1e6
     results.append(Figure("herald_detection_throughput", round(k_rate, 1), "Mtags/s",
                           "numpy_reference_herald_detection", round(np_rate, 1),
-                          f"{n / 1e6:.0f} Mtags BSA stream in 1 Mtag batches on one core",
-                          SWABIAN, TARGET))
+                          f"{n / 1e6:.0f} Mtags BSA stream in 1 Mtag batches on one core, best of "
+                          f"{repeats}; per CPU second {cpu_rate:.0f} Mtags/s", SWABIAN, TARGET))
 
     ch, ts = _spdc_stream(n)
     K.coincidences_merged(ch[:1000], ts[:1000], 1, 2, -500, 500)
@@ -98,13 +110,15 @@ def run(quick: bool = False) -> list[Figure]:
         return K.coincidences_reference(a, b, 700, 1_700)
 
     t_kernel = _best(lambda: K.coincidences_merged(ch, ts, 1, 2, 700, 1_700), repeats)
-    t_numpy = _best(numpy_coinc, repeats)
+    cpu_rate = n / _best_cpu(lambda: K.coincidences_merged(ch, ts, 1, 2, 700, 1_700), repeats) / 1e6
+    t_numpy = _best(numpy_coinc, 3)
     assert K.coincidences_merged(ch, ts, 1, 2, 700, 1_700) == numpy_coinc()
     k_rate, np_rate = n / t_kernel / 1e6, n / t_numpy / 1e6
     results.append(Figure("coincidence_counting_throughput", round(k_rate, 1), "Mtags/s",
                           "numpy_searchsorted_coincidences", round(np_rate, 1),
                           f"two channels from a merged {n / 1e6:.0f} Mtag stream, 1 ns window, "
-                          "one core", SWABIAN, TARGET))
+                          f"one core, best of {repeats}; per CPU second {cpu_rate:.0f} Mtags/s",
+                          SWABIAN, TARGET))
     return results
 
 
