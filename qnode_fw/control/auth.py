@@ -93,6 +93,25 @@ def load_allowlist(directory: str | Path, nodes: Iterable[NodeAddress]) -> dict[
     return {n: load_public_key(Path(directory) / f"{n}.key") for n in nodes}
 
 
+def zap_handler_running(context: zmq.Context) -> bool:
+    """Whether a ZAP handler serves ``context``: without one libzmq admits every CURVE client."""
+    probe = context.socket(zmq.PAIR)
+    try:
+        probe.linger = 0
+        probe.bind(_ZAP_ENDPOINT)
+    except zmq.ZMQError:
+        probe.close()
+        return True  # already bound: a ZAP handler is running
+    # Unbind before closing: a closed socket gives its inproc name back only when the context
+    # reaps it, later, and an authenticator started right after would find the name taken.
+    probe.unbind(_ZAP_ENDPOINT)
+    probe.close()
+    return False
+
+
+_ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+
+
 class NodeAuthenticator(ThreadAuthenticator):
     """ZAP handler for one context: CURVE clients must hold a key on the node allowlist.
 

@@ -27,7 +27,7 @@ import zmq
 from ..addresses import NodeAddress
 from ..errors import ProtocolError
 from ..loop import EventLoop
-from .auth import CurveIdentity, _z85
+from .auth import CurveIdentity, _z85, zap_handler_running
 from .link import ControlLink, LinkSettings
 
 
@@ -80,15 +80,8 @@ class ZmqControlLink(ControlLink):
                 self._connect(peer, endpoint)
 
     def _require_zap(self) -> None:
-        # Probe the context's ZAP endpoint: libzmq skips authentication when nothing is bound there.
-        probe = self.context.socket(zmq.PAIR)
-        try:
-            probe.linger = 0
-            probe.bind("inproc://zeromq.zap.01")
-        except zmq.ZMQError:
-            return  # already bound: a ZAP handler is running
-        finally:
-            probe.close()
+        if zap_handler_running(self.context):
+            return
         raise ProtocolError("CURVE control link needs a ZAP authenticator on its context "
                             "(start a NodeAuthenticator first)", peer=None, msg_type="control-start")
 
