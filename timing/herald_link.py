@@ -29,6 +29,7 @@ import numpy as np
 import zmq
 
 from qnode_fw.addresses import NodeAddress
+from qnode_fw.control.auth import zap_handler_running
 from qnode_fw.errors import ProtocolError
 from qnode_fw.logs import event
 from qnode_fw.loop import EventLoop
@@ -218,11 +219,14 @@ class CurveKeys:
 class ZmqHeraldEndpoint(HeraldEndpoint):
     """Herald endpoint over ZeroMQ: a ROUTER bound on the herald port, a DEALER per outgoing peer.
 
-    Peers that connect to us are addressed by the routing id they connect with (their node
-    name); peers we connect to are addressed by the name in ``connect``. With ``curve`` set, the
-    ROUTER is a CURVE server and every DEALER a CURVE client of its peer's public key; ZAP
-    authentication is whatever the ``context``'s authenticator (owned by the control plane) says,
-    under ``zap_domain``.
+    Peers we connect to are addressed by the name in ``connect``. Without CURVE, peers that
+    connect to us are known by the routing id they connect with (their node name). With
+    ``curve`` set, the ROUTER is a CURVE server and every DEALER a CURVE client of its peer's
+    public key; ZAP authentication is whatever the ``context``'s authenticator (owned by the
+    control plane) says, under ``zap_domain``, and a peer that connects to us *is* the node its
+    key belongs to (the ZAP ``User-Id`` of each frame), whatever routing id it would like: the
+    ROUTER assigns routing ids, so an allowlisted node can neither send heralds as another node
+    nor take over another node's route.
     """
 
     def __init__(self, node: NodeAddress, link_name: str, *, bind: str | None = None,
@@ -235,6 +239,7 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
         self.address: str | None = None
         self._router: zmq.Socket | None = None
         self._dealers: dict[NodeAddress, zmq.Socket] = {}
+        self._rid: dict[NodeAddress, bytes] = {}   # CURVE: where the ROUTER last heard each peer
         self._loop: EventLoop | None = None
         self._poller: zmq.Poller | None = None  # built on first poll(), reset by connect()
         if bind is not None:
@@ -243,6 +248,13 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
             sock.router_mandatory = True  # unknown peer -> error we count, not a silent drop
             sock.router_handover = True   # a restarted peer takes over its routing id
             if curve is not None:
+                if not zap_handler_running(self.context):
+                    sock.close(0)
+                    # libzmq would admit any CURVE client and name none: refuse, as the
+                    # control link does.
+                    raise ProtocolError("CURVE herald endpoint needs a ZAP authenticator on its "
+                                        "context (start a NodeAuthenticator first)", peer=None,
+                                        msg_type="herald-bind")
                 sock.curve_server = True
                 sock.curve_secretkey = curve.secret
                 sock.curve_publickey = curve.public
@@ -256,8 +268,9 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
     def connect(self, peer: NodeAddress, address: str) -> None:
         sock = self.context.socket(zmq.DEALER)
         sock.linger = 0
-        sock.routing_id = self.node.encode()
-        if self.curve is not None:
+        if self.curve is None:
+            sock.routing_id = self.node.encode()
+        else:
             server_key = (self.curve.peer_public or {}).get(peer)
             if server_key is None:
                 raise ProtocolError(f"no CurveZMQ public key configured for herald peer {peer}",
@@ -298,17 +311,24 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
         n = 0
         while True:
             try:
-                parts = self._router.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
             except zmq.Again:
                 return n
             n += 1
-            if len(parts) != 2:
+            rid = parts[0].bytes
+            if self.curve is not None:
+                peer = parts[-1].get("User-Id")  # the node the ZAP handler matched the key to
+            else:
+                peer = rid.decode(errors="replace")
+            if len(parts) != 2 or not peer:
                 self.stats.malformed += 1
-                self.last_error = ProtocolError(f"{len(parts) - 1}-part message, expected 1",
-                                                peer=parts[0].decode(errors="replace"),
+                self.last_error = ProtocolError(f"{len(parts) - 1}-part message or no "
+                                                "authenticated sender", peer=peer or None,
                                                 msg_type="herald-frame")
                 continue
-            self.deliver(parts[0].decode(errors="replace"), parts[1])
+            if self.curve is not None:
+                self._rid[peer] = rid
+            self.deliver(peer, parts[1].bytes)
 
     def _drain_dealer(self, sock: zmq.Socket, peer: NodeAddress) -> int:
         n = 0
@@ -326,7 +346,7 @@ class ZmqHeraldEndpoint(HeraldEndpoint):
             if dealer is not None:
                 dealer.send(data, zmq.NOBLOCK)
             elif self._router is not None:
-                self._router.send_multipart([peer.encode(), data], zmq.NOBLOCK)
+                self._router.send_multipart([self._rid.get(peer, peer.encode()), data], zmq.NOBLOCK)
             else:
                 self.stats.unknown_peer += 1
                 raise ProtocolError(f"herald peer {peer} is not connected on {self.link_name}",

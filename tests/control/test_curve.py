@@ -201,3 +201,48 @@ def test_keys_generate_cli_writes_loadable_keypairs(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "qnode_fw.cli.main", "keys", "generate",
                           str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "--nodes or --testbed" in bad.stderr
+
+
+def test_herald_sender_is_the_node_its_key_belongs_to_not_the_name_it_claims(keys):
+    """An allowlisted node (C) that connects to a herald station calling itself A is C: its
+    frames carry C as the sender, and the station's frames for A still reach A, not C."""
+    import time
+
+    from timing.frames import FrameType
+    from timing.herald_link import CurveKeys, ZmqHeraldEndpoint
+    ctx = zmq.Context()
+    auth = NodeAuthenticator(ctx, {n: k.public for n, k in keys.items()})
+    auth.start()
+    other = zmq.Context()
+    s = keys["B"]
+    station = ZmqHeraldEndpoint("B", "A-B", bind="tcp://127.0.0.1:0", context=ctx,
+                                curve=CurveKeys(s.public, s.secret))
+    ends = {}
+    for real, claims in (("A", "A"), ("C", "A")):
+        ends[real] = ZmqHeraldEndpoint(claims, "A-B", connect={"B": station.address},
+                                       context=other,
+                                       curve=CurveKeys(keys[real].public, keys[real].secret,
+                                                       peer_public={"B": s.public}))
+    got, back = [], {"A": [], "C": []}
+    station.subscribe(FrameType.SYNC_REQUEST, lambda peer, f: got.append((peer, f.timestamp_ps)))
+    for real, ep in ends.items():
+        ep.subscribe(FrameType.SYNC_REPLY, lambda peer, f, real=real: back[real].append(f.attempt_id))
+    try:
+        deadline = time.monotonic() + 3
+        ends["A"].send("B", FrameType.SYNC_REQUEST, 1, 5)
+        ends["C"].send("B", FrameType.SYNC_REQUEST, 1, 6)
+        while time.monotonic() < deadline and len(got) < 2:
+            station.poll(20)
+        assert sorted(got) == [("A", 5), ("C", 6)]
+        station.send("A", FrameType.SYNC_REPLY, 77, 0)
+        while time.monotonic() < deadline and not back["A"]:
+            for ep in ends.values():
+                ep.poll(20)
+        for ep in ends.values():
+            ep.poll(100)
+        assert back == {"A": [77], "C": []}
+    finally:
+        for ep in (*ends.values(), station):
+            ep.close()
+        auth.stop()
+        ctx.term(); other.term()

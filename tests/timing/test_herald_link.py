@@ -128,6 +128,12 @@ def test_zmq_curve_keys_encrypt_and_a_wrong_server_key_gets_nothing_through(ctx)
     s_pub, s_sec = zmq.curve_keypair()
     c_pub, c_sec = zmq.curve_keypair()
     codec = FrameCodec(bytes(range(32)))
+    with pytest.raises(Exception, match="needs a ZAP authenticator"):
+        ZmqHeraldEndpoint("bsa", "A-B", bind="tcp://127.0.0.1:0", context=ctx,
+                          curve=CurveKeys(s_pub, s_sec), codec=codec)
+    from qnode_fw.control.auth import NodeAuthenticator
+    auth = NodeAuthenticator(ctx, {"A": c_pub})   # the allowlist: A's key is node A
+    auth.start()
     bsa = ZmqHeraldEndpoint("bsa", "A-B", bind="tcp://127.0.0.1:0", context=ctx,
                             curve=CurveKeys(s_pub, s_sec), codec=codec)
     a = ZmqHeraldEndpoint("A", "A-B", connect={"bsa": bsa.address}, context=ctx, codec=codec,
@@ -146,6 +152,7 @@ def test_zmq_curve_keys_encrypt_and_a_wrong_server_key_gets_nothing_through(ctx)
     finally:
         for ep in (a, m, bsa):
             ep.close()
+        auth.stop()
 
 
 def test_zmq_endpoint_dispatches_from_the_event_loop(ctx):
