@@ -9,8 +9,9 @@ Inputs (all on the node's :class:`~qnode_fw.loop.EventLoop` thread):
   assigned twice. A pair no RuleSet expects is freed at once.
 * :meth:`RuleSetExecutor.on_message` – a RuleSet message from the control link. Messages for an
   unknown or torn-down RuleSet, from a node the RuleSet does not name, naming an unexpected new
-  partner, or contradicting an earlier message raise :class:`~qnode_fw.errors.ProtocolError`
-  (never dropped silently). Duplicates (same sender and sequence number) are counted and ignored.
+  partner, contradicting an earlier message, or replaying a SwapResult whose new pair name was
+  already assigned here raise :class:`~qnode_fw.errors.ProtocolError` (never dropped
+  silently). Duplicates (same sender and sequence number) are counted and ignored.
   Messages wait in an inbox, keyed by pair name, until the pair they name is ready for them or
   the RuleSet's longest discard timer has passed.
 * timers: discard timers, stage timeouts and Stage timers wake the executor on the loop.
@@ -230,6 +231,12 @@ class RuleSetExecutor:
         if (peer, msg.seq) in inst.seen:
             self.stats["duplicates"] += 1
             return
+        if isinstance(msg, SwapResult) and msg.new_pair_name in self._assigned_names:
+            # A swapper names each new pair <itself, a timestamp it never reuses>, so a result
+            # for a name already given out here is a replay, whatever its sequence number says.
+            self.stats["rejected"] += 1
+            raise ProtocolError(f"replayed SwapResult: pair {msg.new_pair_name} was already "
+                                f"assigned on {self.node}", peer=peer, msg_type=msg.type)
         inst.seen.add((peer, msg.seq), self.loop.now_ps())
         if isinstance(msg, Notice):
             self._deliver(NoticeReceived(msg.ruleset_id, peer, msg.pair_name, msg.text))
