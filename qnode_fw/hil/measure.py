@@ -89,7 +89,8 @@ class Peak:
 def correlation_peak(batch: TagBatch, ch_ref: int, ch_det: int, search_ps: int, bin_ps: int,
                      window_ps: int) -> Peak:
     """The highest bin of the ``t_det - t_ref`` histogram over ``±search_ps``, then the centroid of
-    1 ps bins over ``window_ps`` around it with the flat accidental background removed."""
+    1 ps bins (timestamps are whole ps) over ``window_ps`` around it, with the flat accidental
+    background removed."""
     a, b = kernels.split_two_channels(batch.channels.astype(np.int32), batch.timestamps_ps.astype(np.int64),
                                       ch_ref, ch_det)
     n_bins = max(1, 2 * search_ps // bin_ps)
@@ -105,7 +106,7 @@ def correlation_peak(batch: TagBatch, ch_ref: int, ch_det: int, search_ps: int, 
     total = float(signal.sum())
     if total <= 0:
         return Peak(float(centre), 0, background)
-    delay = lo + 0.5 + float((signal * np.arange(window_ps)).sum()) / total
+    delay = lo + float((signal * np.arange(window_ps)).sum()) / total  # 1 ps bin i holds delay lo + i
     return Peak(delay, int(round(total)), background)
 
 
