@@ -20,7 +20,8 @@ Document layout (keys in this order)::
 Conditions and actions are ``{type: <kind>, <field>: <value>, ...}`` with the field names of the
 dataclasses in :mod:`qnode_fw.ruleset.model`. Every error is a
 :class:`~qnode_fw.errors.RuleSetError` naming the rule (``stage/rule``) and the field path.
-A document of another schema or a newer version is refused, never guessed at.
+A document of another schema or a newer version, or with a key the schema does not have, is
+refused, never guessed at.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _coerce(value: Any, hint: Any, ctx: _Ctx, path: str) -> Any:
 
 def _decode_variant(data: Any, table: dict[str, type], ctx: _Ctx, path: str) -> Any:
     kind = _require(data, "type", ctx, path)
-    cls = table.get(kind)
+    cls = table.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ctx.error(f"unknown type {kind!r} (known: {', '.join(sorted(table))})", f"{path}.type")
     hints = typing.get_type_hints(cls)
@@ -175,6 +176,21 @@ def _decode_variant(data: Any, table: dict[str, type], ctx: _Ctx, path: str) -> 
         elif f.default is dataclasses.MISSING:
             raise ctx.error(f"missing (required by {kind})", f"{path}.{f.name}")
     return cls(**kwargs)
+
+
+def _known_keys(data: dict, allowed: tuple[str, ...], ctx: _Ctx, path: str) -> None:
+    # An unknown key is refused, never ignored: a payload cannot smuggle in settings (instrument
+    # limits, say) that this schema does not have, and a misspelt key is not silently dropped.
+    for key in data:
+        if key not in allowed:
+            raise ctx.error(f"unknown key {key!r} (known: {', '.join(allowed)})",
+                            f"{path}.{key}" if path else str(key))
+
+
+_TOP_KEYS = ("schema", "version", "id", "owner", "connection", "timing", "stages")
+_TIMING_KEYS = ("peer", "discard_after_ps", "one_way_latency_ps", "operation_ps")
+_STAGE_KEYS = ("name", "variables", "rules")
+_RULE_KEYS = ("name", "partners", "conditions", "actions")
 
 
 def _as_list(value: Any, ctx: _Ctx, path: str, limit: int) -> list:
@@ -198,12 +214,15 @@ def from_dict(data: Any) -> m.RuleSet:
     if version != m.SCHEMA_VERSION:
         raise ctx.error(f"schema version {version!r} unsupported (this build reads "
                         f"{m.SCHEMA_VERSION})", "version")
+    _known_keys(data, _TOP_KEYS, ctx, "")
     ident = _coerce(_require(data, "id", ctx, ""), str, ctx, "id")
     owner = _coerce(_require(data, "owner", ctx, ""), str, ctx, "owner")
     connection = _coerce(_require(data, "connection", ctx, ""), str, ctx, "connection")
     timing = []
     for i, t in enumerate(_as_list(data.get("timing", []), ctx, "timing", 256)):
         p = f"timing[{i}]"
+        _require(t, "peer", ctx, p)
+        _known_keys(t, _TIMING_KEYS, ctx, p)
         timing.append(m.PeerTiming(
             peer=_coerce(_require(t, "peer", ctx, p), str, ctx, f"{p}.peer"),
             discard_after_ps=_coerce(_require(t, "discard_after_ps", ctx, p), int, ctx,
@@ -216,6 +235,7 @@ def from_dict(data: Any) -> m.RuleSet:
     for si, sd in enumerate(_as_list(_require(data, "stages", ctx, ""), ctx, "stages", MAX_STAGES)):
         sp = f"stages[{si}]"
         sname = _coerce(_require(sd, "name", ctx, sp), str, ctx, f"{sp}.name")
+        _known_keys(sd, _STAGE_KEYS, ctx, sp)
         variables_raw = sd.get("variables", {}) or {}
         if not isinstance(variables_raw, dict):
             raise ctx.error("expected a mapping of name: number", f"{sp}.variables")
@@ -227,6 +247,7 @@ def from_dict(data: Any) -> m.RuleSet:
             rp = f"{sp}.rules[{ri}]"
             rname = _coerce(_require(rd, "name", ctx, rp), str, ctx, f"{rp}.name")
             rctx = _Ctx(ctx.ruleset, f"{sname}/{rname}")
+            _known_keys(rd, _RULE_KEYS, rctx, rp)
             partners = _coerce(rd.get("partners", []), tuple[str, ...], rctx, f"{rp}.partners")
             conds = tuple(
                 _decode_variant(c, m.CONDITION_TYPES, rctx, f"{rp}.conditions[{ci}]")
