@@ -62,6 +62,9 @@ def decode(data: bytes, peer_hint: str | None = None) -> Envelope:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"not a JSON envelope ({exc})", peer=peer_hint, msg_type="envelope") from None
+    except RecursionError:
+        # A message within the size limit can nest far deeper than the parser's stack allows.
+        raise ProtocolError("JSON nested too deeply", peer=peer_hint, msg_type="envelope") from None
     if not isinstance(body, dict):
         raise ProtocolError("envelope is not a JSON object", peer=peer_hint, msg_type="envelope")
     peer = body.get("src") if isinstance(body.get("src"), str) else peer_hint
