@@ -93,6 +93,23 @@ class Connection:
         return [self.path[q] for q in (self.pos - 1, self.pos + 1) if 0 <= q < len(self.path)]
 
 
+def _refusing_malformed(handler: Callable[[NodeAddress, str, dict], None]
+                        ) -> Callable[[NodeAddress, str, dict], None]:
+    """A peer's message whose body lacks a field or holds a value of the wrong type or range
+    raises KeyError/TypeError/ValueError/ArithmeticError deep in the parsing; the control link
+    only expects ProtocolError from a handler, so turn those into one naming the peer and the
+    message type (the link logs and counts it) instead of unwinding the node's event loop."""
+
+    def guarded(peer: NodeAddress, msg_type: str, body: dict) -> None:
+        try:
+            handler(peer, msg_type, body)
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            raise ProtocolError(f"malformed {msg_type}: {exc!r}", peer=peer,
+                                msg_type=msg_type) from None
+
+    return guarded
+
+
 class ConnectionManager:
     def __init__(self, node: NodeAddress, loop: EventLoop, link: ControlLink, pool: ResourcePool,
                  installer: Installer, link_figures: Callable[[NodeAddress], LinkFigures],
@@ -117,7 +134,7 @@ class ConnectionManager:
         self._ids = itertools.count(1)
         for t, h in (("cs.request", self._on_request), ("cs.rules", self._on_rules),
                      ("cs.confirm", self._on_confirm), ("cs.close", self._on_close)):
-            link.add_handler(t, h)
+            link.add_handler(t, _refusing_malformed(h))
         link.add_status_handler(self._on_peer_status)
 
     # -- Initiator API ----------------------------------------------------------------------
@@ -228,8 +245,13 @@ class ConnectionManager:
         conn.qubits = got
         try:
             rs = from_dict(body["rulesets"][self.node])
+            if rs.id != conn.conn_id:
+                # A RuleSet runs under its own id; one for another connection would hold
+                # qubits this connection's teardown never frees.
+                raise RuleSetError(f"RuleSet is for connection {rs.id!r}, not {conn.conn_id!r}",
+                                   ruleset=rs.id, field="id")
             self.installer.install(rs, conn.path)
-        except (RuleSetError, KeyError) as exc:
+        except (RuleSetError, KeyError, TypeError) as exc:
             self._close(conn, Reason.RULESET_REFUSED, f"{self.node}: {exc}", self.node,
                         notify=conn.neighbours())
             return False
