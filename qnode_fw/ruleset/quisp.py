@@ -82,6 +82,22 @@ def import_quisp(data: Any, *, address_map: Mapping[Any, str] | None = None,
                  tomography_as_delivery: bool = False, connection: str | None = None
                  ) -> m.RuleSet:
     """Convert one QuISP RuleSet (parsed JSON) to a native :class:`RuleSet`."""
+    try:
+        return _import_quisp(data, address_map=address_map, discard_after_ps=discard_after_ps,
+                             wait_after_ps=wait_after_ps,
+                             tomography_as_delivery=tomography_as_delivery, connection=connection)
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+        # QuISP JSON comes from another program; a value of an unexpected shape anywhere in
+        # it must come out as the typed error, not as whatever the walk over it tripped on.
+        rs_id = data.get("ruleset_id") if isinstance(data, dict) else None
+        raise RuleSetError(f"malformed QuISP RuleSet: {exc!r}",
+                           ruleset=str(rs_id) if rs_id is not None else None,
+                           field="<document>") from None
+
+
+def _import_quisp(data: Any, *, address_map: Mapping[Any, str] | None,
+                  discard_after_ps: int | None, wait_after_ps: int | None,
+                  tomography_as_delivery: bool, connection: str | None) -> m.RuleSet:
     if not is_quisp(data):
         raise RuleSetError("not a QuISP RuleSet (needs ruleset_id, owner_address, rules)",
                            field="<document>")
