@@ -108,7 +108,7 @@ class LabQNIC(QNIC):
             raise ConfigError(f"tagger {b.tagger!r} has no input {absent[0]}", file=self.resource,
                               field="readout", expected=f"inputs among {self.tagger.channels}")
         idle = np.zeros(b.idle_samples)
-        for ch, settings in sorted(b.channels.items()):
+        for ch in sorted(b.channels):
             self.awg.upload_waveform(ch, f"{IDLE_PREFIX}{ch}", idle, b.sample_rate_hz)
         for name, w in b.waveforms.items():
             self.awg.upload_waveform(w.channel, name, w.samples(b.sample_rate_hz), b.sample_rate_hz,
