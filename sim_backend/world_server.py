@@ -17,7 +17,9 @@ generates physics up to "now") waits until every other node's horizon has reache
 photon emitted before the read, still on its way over ZeroMQ, is in the read - conservative
 parallel discrete-event simulation, with the server asking lagging nodes for their horizon. A node
 that does not answer within ``horizon_timeout_s`` is passed over (counted in ``horizon_timeouts``)
-and, silent for ``client_timeout_s``, dropped: a killed node cannot stop the others' physics.
+and, silent for ``client_timeout_s``, left out of the horizon until it speaks again (``stale``): a
+killed node cannot stop the others' physics, and one that was only busy (a first numba compile)
+comes back by itself.
 
 Run: ``python -m sim_backend.world_server TESTBED.yaml --bind tcp://127.0.0.1:0``. It prints one
 JSON line when ready (endpoint, epoch, pid) and one with its counters when it stops (SIGTERM).
@@ -62,8 +64,8 @@ KEY_NAME = "world"
 @dataclass(frozen=True)
 class ServerSettings:
     query_interval_s: float = 0.002     # how often waiting requests are looked at again
-    horizon_timeout_s: float = 0.25     # a waiting request runs anyway after this long
-    client_timeout_s: float = 1.5       # a node silent this long while asked is dropped
+    horizon_timeout_s: float = 2.0      # a waiting request runs anyway after this long
+    client_timeout_s: float = 3.0       # a node silent this long while asked is left out
 
 
 class RequestClock(Clock):
@@ -92,7 +94,7 @@ class ServerStats:
     horizon_wait_ns: int = 0
     horizon_timeouts: int = 0
     queries: int = 0
-    lost_clients: list[str] = field(default_factory=list)
+    stale_clients: list[str] = field(default_factory=list)   # left out of the horizon, in order
 
 
 @dataclass
@@ -106,6 +108,7 @@ class _Client:
     queried_until: int = -1
     waiting_since_ns: int | None = None
     forced: bool = False
+    stale: bool = False                 # silent when asked: not waited for until it speaks
 
 
 class WorldServer:
@@ -176,8 +179,10 @@ class WorldServer:
             return
         client.h = max(client.h, msg.h)
         client.last_heard_ns = now_ns
+        client.stale = False
         if msg.type is MsgType.BYE:
-            self._drop(client, "said goodbye", lost=False)
+            self.clients.pop(client.rid, None)
+            event(log, logging.INFO, "world.bye", node=client.node)
         elif msg.type in (MsgType.OPEN, MsgType.CALL, MsgType.CAST, MsgType.CLOSE):
             client.queue.append(msg)
         elif msg.type is not MsgType.HORIZON:
@@ -207,27 +212,39 @@ class WorldServer:
         kind = self._kind_of(client, msg.body.get("handle"))
         return METHODS.get(kind or "", {}).get(str(msg.body.get("method"))) is Mode.HORIZON
 
+    @staticmethod
+    def _horizon_of(client: _Client) -> int:
+        """What the World may rely on: a request still queued (its photons not yet in the World)
+        holds the node's horizon at the one it was sent with, whatever arrived after it."""
+        return client.queue[0].h if client.queue else client.h
+
     def _lagging(self, until_ps: int, requester: _Client) -> list[_Client]:
-        return [c for c in self.clients.values() if c is not requester and c.h < until_ps]
+        return [c for c in self.clients.values()
+                if c is not requester and not c.stale and self._horizon_of(c) < until_ps]
 
     def _pump_all(self) -> None:
-        for client in list(self.clients.values()):
-            self._pump(client)
+        # Running one node's requests can release another's waiting read: go round until quiet.
+        while any([self._pump(client) for client in list(self.clients.values())]):
+            pass
 
-    def _pump(self, client: _Client) -> None:
+    def _pump(self, client: _Client) -> bool:
+        """Run what can run of ``client``'s queue; True if anything ran."""
+        ran = False
         while client.queue and client.rid in self.clients:
             msg = client.queue[0]
             if self._needs_horizon(client, msg) and not client.forced:
                 lagging = self._lagging(msg.ts, client)
                 if lagging:
                     self._wait(client, msg, lagging)
-                    return
+                    return ran
             if client.waiting_since_ns is not None:
                 self.stats.horizon_wait_ns += self.clock.wall.now_ps() // 1000 - client.waiting_since_ns
                 client.waiting_since_ns = None
             client.forced = False
             client.queue.popleft()
             self._execute(client, msg)
+            ran = True
+        return ran
 
     def _wait(self, client: _Client, msg: Message, lagging: list[_Client]) -> None:
         if client.waiting_since_ns is None:
@@ -253,8 +270,10 @@ class WorldServer:
             # question); one that stays silent is gone.
             for other in lagging:
                 if now_ns - other.last_heard_ns > self.settings.client_timeout_s * 1e9:
-                    self._drop(other, f"silent for {(now_ns - other.last_heard_ns) / 1e9:.2f} s "
-                                      f"while asked for its time", lost=True)
+                    other.stale = True
+                    self.stats.stale_clients.append(other.node)
+                    event(log, logging.WARNING, "world.node-stale", node=other.node,
+                          silent_s=round((now_ns - other.last_heard_ns) / 1e9, 2))
             if now_ns - client.waiting_since_ns > self.settings.horizon_timeout_s * 1e9:
                 client.forced = True
                 self.stats.horizon_timeouts += 1
@@ -263,13 +282,6 @@ class WorldServer:
         self._pump_all()
         if any(c.waiting_since_ns is not None for c in self.clients.values()) and self._tick_timer is None:
             self._tick_timer = self.loop.call_later(int(self.settings.query_interval_s * 1e12), self._tick)
-
-    def _drop(self, client: _Client, reason: str, *, lost: bool) -> None:
-        self.clients.pop(client.rid, None)
-        if lost:
-            self.stats.lost_clients.append(client.node)
-        event(log, logging.WARNING if lost else logging.INFO, "world.client-gone", node=client.node,
-              reason=reason)
 
     # -- running requests ---------------------------------------------------------------------------
     def _kind_of(self, client: _Client, handle: Any) -> str | None:
@@ -377,7 +389,7 @@ class WorldServer:
     def snapshot(self) -> dict[str, Any]:
         """Server counters and what the World did (attempts per memory link, lost emissions)."""
         out = asdict(self.stats)
-        out["nodes"] = sorted(c.node for c in self.clients.values())
+        out["nodes"] = sorted(c.node for c in self.clients.values() if not c.stale)
         out["memory_links"] = {n: {"attempts": l.attempts,
                                    "interfered": sum(1 for r in l.record if r[1] is not None)}
                                for n, l in self.world.memory_links.items()}
@@ -416,6 +428,30 @@ def _info(kind: str, instrument: Any) -> dict[str, Any]:
 
 
 # -- the process ------------------------------------------------------------------------------------
+def warm_up() -> None:
+    """Run one memory-link attempt and one tagger read on a scratch World, so numba loads its
+    compiled kernels now and not during the first read a node waits for (about a second)."""
+    from qnode_fw.clock import VirtualClock
+
+    from .memory_link import LinkEnd, MemoryLink
+    from .physics.fibre import Fibre
+    from .qnic import SimQNIC
+
+    clock = VirtualClock()
+    world = World(clock, RandomStreams(0), None)
+    world.add_tagger("t")
+    world.taggers["t"].enabled = {1, 2, 3, 4, 5}
+    world.add_memory_link(MemoryLink("w", (LinkEnd("a", 0, Fibre(0.0), 1.0),
+                                           LinkEnd("b", 0, Fibre(0.0), 1.0)), "t"))
+    for end in ("a", "b"):
+        qnic = SimQNIC(end, end, 0, 1, world.registry, clock, world.streams.get(end))
+        world.add_qnic(qnic)
+        qnic.emit(0, 0)
+    clock.advance_to(1_000_000)
+    world.advance()
+    world.taggers["t"].read(clock.now_ps())
+
+
 def build_world(testbed: Any, clock: Clock, seed: int) -> World:
     """The testbed's World, as the virtual testbed builds it, on the server's request clock."""
     return World(clock, RandomStreams(seed), None)
@@ -455,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     testbed = load_testbed(args.testbed)
     seed = testbed.config.seed if args.seed is None else args.seed
     curve, allowlist = server_keys(testbed)
+    warm_up()
     clock = RequestClock(TestbedClock(epoch_now_ns()))
     loop = EventLoop(clock.wall)
     world = build_world(testbed, clock, seed)
