@@ -23,7 +23,7 @@ from drivers.registry import InstrumentSpec, open_instrument
 from qnode_fw.clock import VirtualClock
 from qnode_fw.rng import RandomStreams
 from sim_backend.emulators import fake_timetagger
-from sim_backend.emulators.awg import Keysight33500Emulator, TektronixAWG70kEmulator
+from sim_backend.emulators.awg import Keysight33500Emulator
 from sim_backend.emulators.pair_sources import QubitekkSpdcEmulator
 from sim_backend.emulators.switches import AgiltronEmulator, DiconMemsEmulator, PolatisEmulator
 
@@ -58,45 +58,36 @@ class EmulatorKit:
     mirror: Callable[["EmulatedRig", str, Any], Callable[[], None]]
 
 
-def _keysight_mirror(rig: "EmulatedRig", name: str, emu) -> Callable[[], None]:
-    seen = emu.triggers
+def _trigger_mirror(started: Callable[[Any], list[tuple[int, int, np.ndarray]]]):
+    """An AWG emulator's mirror: on each new trigger, the marker edges ``started(emulator)`` says
+    it starts, as (channel, marker, offsets after the trigger in s)."""
 
-    def mirror() -> None:
-        nonlocal seen
-        if emu.triggers == seen:
-            return
+    def make(rig: "EmulatedRig", name: str, emu) -> Callable[[], None]:
         seen = emu.triggers
-        for ch, st in emu.state.items():  # a bus trigger starts the armed burst of each channel
-            wave = emu.arbs[ch].get(st["FUNC:ARB"])
-            if (st["OUTP"] == "1" and st["BURS:STAT"] == "1" and st["TRIG:SOUR"] == "BUS"
-                    and st["FUNC"] == "ARB" and wave is not None):
-                samples = np.arange(int(st["BURS:NCYC"])) * wave.size + int(st["MARK:POIN"])
-                rig.marker_edges(name, ch, 1, samples / float(st["SRAT"]))
 
-    return mirror
+        def mirror() -> None:
+            nonlocal seen
+            if emu.triggers != seen:
+                seen = emu.triggers
+                for channel, marker, offsets_s in started(emu):
+                    rig.marker_edges(name, channel, marker, offsets_s)
+
+        return mirror
+
+    return make
 
 
-def _tektronix_mirror(rig: "EmulatedRig", name: str, emu) -> Callable[[], None]:
-    seen = emu.triggers
-
-    def mirror() -> None:
-        nonlocal seen
-        if emu.triggers == seen:
-            return
-        seen = emu.triggers
-        if not emu.running:
-            return
-        for ch, st in emu.state.items():
-            bits = emu.markers.get(st["CASS"])
-            if st["OUTP"] != "1" or st["RMOD"] != "TRIG" or bits is None:
-                continue
-            for marker, mask in ((1, 0x40), (2, 0x80)):
-                on = (bits & mask) != 0
-                rising = np.flatnonzero(on & ~np.r_[False, on[:-1]])
-                if rising.size:
-                    rig.marker_edges(name, ch, marker, rising / emu.sample_rate)
-
-    return mirror
+def _keysight_started(emu) -> list[tuple[int, int, np.ndarray]]:
+    """A bus trigger starts the armed burst of each channel; the sync marker rises at MARK:POIN
+    of every cycle."""
+    out = []
+    for ch, st in emu.state.items():
+        wave = emu.arbs[ch].get(st["FUNC:ARB"])
+        if (st["OUTP"] == "1" and st["BURS:STAT"] == "1" and st["TRIG:SOUR"] == "BUS"
+                and st["FUNC"] == "ARB" and wave is not None):
+            samples = np.arange(int(st["BURS:NCYC"])) * wave.size + int(st["MARK:POIN"])
+            out.append((ch, 1, samples / float(st["SRAT"])))
+    return out
 
 
 def _switch_mirror(routes: Callable[[Any], dict[int, int]]):
@@ -127,10 +118,8 @@ def _qubitekk_mirror(rig: "EmulatedRig", name: str, emu) -> Callable[[], None]:
 EMULATED_MODELS: dict[str, EmulatorKit] = {
     "keysight_33500b": EmulatorKit(
         lambda o, p: mirrored(Keysight33500Emulator)(channels=int(p.get("channels", 2))),
-        lambda e: e.visa_socket_resource, lambda p: {"channels": int(p.get("channels", 2))}, _keysight_mirror),
-    "tektronix_awg70k": EmulatorKit(
-        lambda o, p: mirrored(TektronixAWG70kEmulator)(channels=int(p.get("channels", 2))),
-        lambda e: e.visa_socket_resource, lambda p: {"channels": int(p.get("channels", 2))}, _tektronix_mirror),
+        lambda e: e.visa_socket_resource, lambda p: {"channels": int(p.get("channels", 2))},
+        _trigger_mirror(_keysight_started)),
     "polatis": EmulatorKit(
         lambda o, p: mirrored(PolatisEmulator)(ingress=p["num_inputs"], egress=p["num_outputs"]),
         lambda e: e.visa_socket_resource, lambda p: {},
@@ -256,8 +245,6 @@ class EmulatedRig(Rig):
         emulator = self.emulators.get(awg)
         if isinstance(emulator, Keysight33500Emulator):
             return emulator.arbs.get(channel, {}).get(name)
-        if isinstance(emulator, TektronixAWG70kEmulator):
-            return emulator.waveforms.get(name)
         return None
 
     def traffic(self) -> dict[str, str]:

@@ -203,3 +203,16 @@ def test_a_dry_run_of_a_lab_bench_opens_nothing(capsys):
     assert "> connect osw (dicon_mems_1xn at '/dev/ttyUSB0')" in out
     assert re.search(r"SKIPPED awg_readback:awg .*\n.*no waveform read-back", out)
     assert "> awg.trigger()" in out and "> spdc.pump_on()" in out
+
+
+@pytest.mark.parametrize("model", ["dicon_mems_1xn", "agiltron_1xn"])
+def test_serial_switch_emulators_carry_the_routing_physics(tmp_path, model):
+    bench = tmp_path / "emulated.yaml"
+    bench.write_text(EMULATED.read_text().replace("model: polatis", f"model: {model}"))
+    with BenchRun(load_bench(bench)) as run:
+        results = [run.run(run.check(c)) for c in ("identify:osw", "conformance:osw", "switch_routing:osw")]
+        log = run.rig.emulators["osw"].log.received()
+    assert [r.status for r in results] == [PASSED] * 3, [r.message for r in results]
+    matrix = {f.name: f.value for f in results[2].figures}
+    assert matrix["out1_A"] > 5000 > matrix["out1_B"] and matrix["out2_B"] > 5000 > matrix["out2_A"]
+    assert log  # the routes went over the emulated serial line
