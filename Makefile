@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/qnode testbed configs/testbeds/chain-3node-sim.yaml
+	$(BIN)/qnode testbed configs/testbeds/chain-3node-sim.yaml --experiment configs/experiments/chain3-swap.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -14,7 +14,7 @@ checks an experiment's ``params:``) when this package is imported:
 holds the statistics.
 """
 
-from . import spdc_distribution  # noqa: F401  (registers its kind)
+from . import link_calibration, repeater_chain, spdc_distribution  # noqa: F401  (each registers its kind)
 from .base import SUMMARY_FIELDS, Experiment, Results, Summary, experiment_class, experiment_kinds
 from .runner import RunOptions, RunResult, run_experiment
 

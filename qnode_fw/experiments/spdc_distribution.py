@@ -104,6 +104,64 @@ def _port_of(end: EndParams, angle: Angle, what: str) -> int:
                       expected=f"{_label(angle)} among {[_label(a) for a in end.analysers]}")
 
 
+def node_with_role(ctx: RunContext, address: str, role: Role):
+    node = ctx.testbed.nodes.get(address)
+    if node is None:
+        raise ConfigError(f"node {address!r} is not in testbed {ctx.testbed.config.name}",
+                          field="params", expected="one of " + ", ".join(ctx.testbed.nodes))
+    if node.config.role is not role:
+        raise ConfigError(f"node {address} has role {node.config.role.value}", field="params",
+                          expected=f"a {role.value} node")
+    return node
+
+
+def build_spdc_link(ctx: RunContext, station_address: str, source: str,
+                    ends: tuple[EndParams, EndParams], detectors: DetectorParams):
+    """The simulated optics of an EPPS link from the testbed: the station's source, half the
+    link's fibre to each end, each end's switch selecting its analysers (outputs 1, 2, ...), two
+    detectors per analyser on tagger channels 2p-1, 2p. Returns (station node, World link)."""
+    from sim_backend.physics.detector import DetectorParams as SimDetector
+    from sim_backend.physics.fibre import Fibre
+    from sim_backend.spdc_link import Analyser, Arm, SpdcLink
+
+    station = node_with_role(ctx, station_address, Role.EPPS)
+    if station.config.instrument(source) is None:
+        raise ConfigError(f"EPPS station {station_address} has no instrument {source!r}",
+                          field="params.source", expected="the station's pair_source instrument")
+    a, b = (e.node for e in ends)
+    link = node_with_role(ctx, a, Role.MEAS).config.link_to(b)
+    if link is None or link.scheme is not LinkScheme.MIDPOINT_SOURCE or link.station != station_address:
+        raise ConfigError(f"{a} and {b} have no midpoint_source link through {station_address}",
+                          field="params.ends", expected="two MEAS nodes linked through the station")
+    det = SimDetector(detectors.efficiency, detectors.dark_count_rate_hz,
+                      int(detectors.dead_time_ns * NS), detectors.jitter_fwhm_ps)
+    arms = []
+    for end in ends:
+        node = node_with_role(ctx, end.node, Role.MEAS)
+        for name in (end.switch, end.tagger):
+            if node.config.instrument(name) is None:
+                raise ConfigError(f"{end.node} has no instrument {name!r}", field="params.ends",
+                                  expected=", ".join(i.name for i in node.config.instruments))
+        tagger = node.qualified(end.tagger)
+        analysers = {i + 1: Analyser(tagger, (2 * i + 1, 2 * i + 2), angle, det)
+                     for i, angle in enumerate(end.analysers)}
+        arms.append(Arm(Fibre(link.fibre_km / 2), analysers, end.extra_loss_db,
+                        switch=(node.qualified(end.switch), 1)))
+    world_link = ctx.testbed.world.add_spdc_link(SpdcLink(f"{station_address}:{a}-{b}",
+                                                          station.qualified(source), tuple(arms)))
+    return station, world_link
+
+
+def pump_period_ps(source, window_ps: int) -> int:
+    """The spacing of a pulsed source's pump pulses (where accidentals are counted); for a CW
+    source, fifty coincidence windows."""
+    state = getattr(source, "state", None)
+    params = getattr(state, "params", None)
+    if params is not None and getattr(params, "mode", "cw") == "pulsed":
+        return int(params.period_ps)
+    return 50 * window_ps
+
+
 @experiment_kind
 class SpdcDistribution(Experiment):
     kind = "spdc_distribution"
@@ -139,37 +197,10 @@ class SpdcDistribution(Experiment):
 
     # -- wiring -----------------------------------------------------------------------------
     def setup(self) -> None:
-        from sim_backend.physics.detector import DetectorParams as SimDetector
-        from sim_backend.physics.fibre import Fibre
-        from sim_backend.spdc_link import Analyser, Arm, SpdcLink
-
         p: SpdcDistributionParams = self.params
         tb = self.ctx.testbed
-        station = self._node(p.station, Role.EPPS)
-        if station.config.instrument(p.source) is None:
-            raise ConfigError(f"EPPS station {p.station} has no instrument {p.source!r}",
-                              field="params.source", expected="the station's pair_source instrument")
+        station, self.world_link = build_spdc_link(self.ctx, p.station, p.source, p.ends, p.detectors)
         a, b = (e.node for e in p.ends)
-        link = self._node(a, Role.MEAS).config.link_to(b)
-        if link is None or link.scheme is not LinkScheme.MIDPOINT_SOURCE or link.station != p.station:
-            raise ConfigError(f"{a} and {b} have no midpoint_source link through {p.station}",
-                              field="params.ends", expected="two MEAS nodes linked through the station")
-        det = SimDetector(p.detectors.efficiency, p.detectors.dark_count_rate_hz,
-                          int(p.detectors.dead_time_ns * NS), p.detectors.jitter_fwhm_ps)
-        arms = []
-        for end in p.ends:
-            node = self._node(end.node, Role.MEAS)
-            for name in (end.switch, end.tagger):
-                if node.config.instrument(name) is None:
-                    raise ConfigError(f"{end.node} has no instrument {name!r}", field="params.ends",
-                                      expected=", ".join(i.name for i in node.config.instruments))
-            tagger = node.qualified(end.tagger)
-            analysers = {i + 1: Analyser(tagger, (2 * i + 1, 2 * i + 2), angle, det)
-                         for i, angle in enumerate(end.analysers)}
-            arms.append(Arm(Fibre(link.fibre_km / 2), analysers, end.extra_loss_db,
-                            switch=(node.qualified(end.switch), 1)))
-        self.world_link = tb.world.add_spdc_link(SpdcLink(f"{p.station}:{a}-{b}",
-                                                          station.qualified(p.source), tuple(arms)))
         self.source = station.instruments[p.source]
         if p.crystal_temperature_c is not None:
             self.source.set_crystal_temperature_c(p.crystal_temperature_c)
@@ -199,16 +230,6 @@ class SpdcDistribution(Experiment):
         self.socket.request(duration_s=(self.ctx.duration_ps + 100 * MS) / S, rate_hz=1e3,
                             min_fidelity=0.51)
         self.ctx.log("spdc.requested", a, partner=b, station=p.station, connection=self.socket.connection)
-
-    def _node(self, address: str, role: Role):
-        node = self.ctx.testbed.nodes.get(address)
-        if node is None:
-            raise ConfigError(f"node {address!r} is not in testbed {self.ctx.testbed.config.name}",
-                              field="params", expected="one of " + ", ".join(self.ctx.testbed.nodes))
-        if node.config.role is not role:
-            raise ConfigError(f"node {address} has role {node.config.role.value}", field="params",
-                              expected=f"a {role.value} node")
-        return node
 
     # -- the schedule -------------------------------------------------------------------------
     def _event(self, node: str, ev) -> None:
@@ -276,7 +297,7 @@ class SpdcDistribution(Experiment):
         search = int(p.delay_search_ns * NS)
         edges, hist = an.cross_histogram(ta, tb, search, 50)
         delay = int(round(edges[int(np.argmax(hist))] + 25)) if hist.sum() else 0
-        period = self._period_ps()
+        period = pump_period_ps(self.source, p.coincidence_window_ps)
         window = p.coincidence_window_ps
         rows = []
         e_by_label: dict[str, an.Estimate] = {}
@@ -342,7 +363,3 @@ class SpdcDistribution(Experiment):
         params = getattr(self.source, "state", None)
         return getattr(params.params, name, default) if params is not None else default
 
-    def _period_ps(self) -> int:
-        if self._source_param("mode", "cw") == "pulsed":
-            return int(self._source_param("period_ps", 0))
-        return 50 * self.params.coincidence_window_ps

@@ -1,0 +1,293 @@
+"""The memory repeater chain: end-to-end Bell pairs from an initiator to a responder through
+repeaters, over heralded memory links, with the QRNA connection setup installing the RuleSets.
+
+1. Every ``both_endpoints`` link of the testbed runs its physical path (:mod:`.memory_links`):
+   AWG triggers, simulated photons through fibre to the BSA station's tagger, herald detection,
+   herald frames, binding to the emitting qubit, ``PairReady`` into the node's RuleSet executor.
+2. The initiator's application opens a socket to the responder and requests pairs (the run's
+   duration, or ``count`` pairs) of at least ``min_fidelity``; the connection managers set the
+   connection up in two passes along the qDijkstra route, the responder plans purification
+   rounds if the links alone cannot reach ``min_fidelity``, and every node installs its RuleSet.
+   The link budget (success probability × attempt cadence) is the routing and planning prior.
+3. The RuleSets purify (if planned), swap at the repeaters and deliver both halves of each
+   end-to-end pair to the applications at the two ends.
+4. The applications agree without talking which pairs to sacrifice for tomography and in which
+   basis, from a hash of the pair's name (the same at both ends): a ``tomography_fraction`` of the
+   pairs is measured in X, Y or Z at both ends; the rest are released. The fidelity to Φ+ is
+   ``(1 + <XX> − <YY> + <ZZ>)/4`` from the sacrificed pairs, with its stderr.
+
+Cross-checks from the simulator's exact state (the lab has no such thing): each pair's exact
+fidelity when both halves are delivered, *wrong pairs* (halves with the same name that are not
+entangled with each other) and, after the connection is closed, *leaked qubits* (still held by
+an executor, reserved by a connection, held by an application or waiting for a herald).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from ..addresses import PairName
+from ..app import ConnectionEvent, DeliveredPair, NodeApi, QuantumSocket
+from ..bell import BellState
+from ..errors import ConfigError
+from ..units import MS, S
+from . import analysis as an
+from .base import Experiment, Params, Results, RunContext, StatusRow, experiment_kind
+from .memory_links import LinkPhysics, MemoryLinks
+
+#: Simulated time the run allows after the attempts stop (pairs in flight are swapped and
+#: delivered or discarded, the last attempts' qubits come back) and again after the connection is
+#: closed (the close travels the path).
+CLOSE_GRACE_PS = 5 * MS
+
+PAIR_DTYPE = np.dtype([("t_ps", "<i8"), ("origin", "U16"), ("name_ps", "<i8"),
+                       ("fidelity_exact", "<f8"), ("fidelity_estimate", "<f8"),
+                       ("sacrificed", "?"), ("basis", "U1"), ("outcome_a", "i1"),
+                       ("outcome_b", "i1"), ("age_ps", "<i8")])
+
+
+class RepeaterChainParams(Params):
+    initiator: str = "A"
+    responder: str = "C"
+    #: Minimum end-to-end fidelity; above what the links give after swapping, the responder
+    #: plans purification rounds.
+    min_fidelity: float = Field(0.8, gt=0.5, le=1.0)
+    #: Stop after this many end-to-end pairs (None: run the whole duration).
+    count: int | None = Field(None, gt=0)
+    #: Pairs per second the request declares (admission checks it against the link budget).
+    rate_hz: float = Field(10.0, gt=0)
+    tomography_fraction: float = Field(0.5, ge=0, le=1)
+    physics: LinkPhysics = LinkPhysics()
+
+
+@dataclass
+class _Half:
+    node: str
+    pair: DeliveredPair
+    socket: QuantumSocket
+
+
+@experiment_kind
+class RepeaterChain(Experiment):
+    kind = "repeater_chain"
+    params_model = RepeaterChainParams
+    ends_at_duration = True
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.slice_ps = max(1 * MS, min(10 * MS, ctx.duration_ps // 50))
+        self.waiting: dict[PairName, _Half] = {}
+        self.rows: list[tuple] = []
+        self.pending_rows: list[tuple] = []
+        self.wrong_pairs = 0
+        self.tomo_counts = {b: np.zeros((2, 2), np.int64) for b in "XYZ"}
+        self.connection_events: list[ConnectionEvent] = []
+        self.closed = False
+        self.gen_start_ps: int | None = None
+
+    # -- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        p: RepeaterChainParams = self.params
+        tb = self.ctx.testbed
+        for role, address in (("initiator", p.initiator), ("responder", p.responder)):
+            node = tb.nodes.get(address)
+            if node is None:
+                raise ConfigError(f"{role} {address!r} is not a node of {tb.config.name}",
+                                  field=f"params.{role}", expected="one of " + ", ".join(tb.nodes))
+            if node.manager is None:
+                raise ConfigError(f"{role} {address} has no QNIC, so no connection manager",
+                                  field=f"params.{role}", expected="an end node with memories")
+        self.apis = {a: NodeApi(tb.nodes[a]) for a in (p.initiator, p.responder)}
+        self.links = MemoryLinks(self.ctx, p.physics,
+                                 held=lambda n: self.apis[n].held_qubits() if n in self.apis else set())
+        if not self.links.links:
+            raise ConfigError(f"testbed {tb.config.name} has no both_endpoints memory link",
+                              field="params", expected="a testbed of memory nodes and BSA stations")
+        self.links.use_link_budget_for_routing()
+        self.links.follow_connections()
+        self.apis[p.responder].listen(lambda sock: setattr(
+            sock, "on_event", lambda ev, s=sock: self._event(p.responder, s, ev)))
+        self.socket = self.apis[p.initiator].open(p.responder)
+        self.socket.on_event = lambda ev: self._event(p.initiator, self.socket, ev)
+        if p.count is not None:
+            self.socket.request(count=p.count, rate_hz=p.rate_hz, min_fidelity=p.min_fidelity)
+        else:
+            # The application closes the connection itself after draining (finish); the
+            # requested duration only has to outlast the run.
+            self.socket.request(duration_s=(self.ctx.duration_ps + 4 * CLOSE_GRACE_PS) / S,
+                                rate_hz=p.rate_hz, min_fidelity=p.min_fidelity)
+        self.ctx.log("chain.requested", p.initiator, responder=p.responder,
+                     connection=self.socket.connection, min_fidelity=p.min_fidelity, count=p.count)
+
+    # -- pairs --------------------------------------------------------------------------------
+    def _event(self, node: str, sock: QuantumSocket, ev) -> None:
+        if isinstance(ev, ConnectionEvent):
+            self.connection_events.append(ev)
+            self.ctx.log("connection", node, connection=ev.connection, established=ev.established,
+                         reason=ev.reason, detail=ev.detail, stated_by=ev.stated_by)
+            if ev.established and self.gen_start_ps is None:
+                self.gen_start_ps = self.ctx.now_ps()
+            return
+        if not isinstance(ev, DeliveredPair):
+            return
+        self.ctx.log("pair.delivered", node, name=str(ev.name), partner=ev.partner,
+                     qubit=str(ev.qubit), fidelity_estimate=round(ev.fidelity_estimate, 5))
+        other = self.waiting.pop(ev.name, None)
+        if other is None:
+            self.waiting[ev.name] = _Half(node, ev, sock)
+            return
+        self._both_halves(other, _Half(node, ev, sock))
+
+    def _both_halves(self, x: _Half, y: _Half) -> None:
+        p: RepeaterChainParams = self.params
+        a, b = (x, y) if x.node == p.initiator else (y, x)
+        world = self.ctx.world
+        key_a = self.ctx.testbed.nodes[a.node].qnics[a.pair.qubit.qnic].key(a.pair.qubit.index)
+        key_b = self.ctx.testbed.nodes[b.node].qnics[b.pair.qubit.qnic].key(b.pair.qubit.index)
+        entangled = world.registry.is_entangled_with(key_a, key_b)
+        wrong = (not entangled or a.pair.partner != b.node or b.pair.partner != a.node)
+        if wrong:
+            self.wrong_pairs += 1
+            self.ctx.log("pair.wrong", None, name=str(a.pair.name), a=str(a.pair.qubit), b=str(b.pair.qubit))
+        exact = world.registry.bell_fidelity(key_a, key_b, BellState.PHI_PLUS)
+        basis = self._sacrifice(a.pair.name)
+        oa = ob = -1
+        if basis is not None:
+            oa = a.socket.measure(a.pair, basis)
+            ob = b.socket.measure(b.pair, basis)
+            self.tomo_counts[basis][oa, ob] += 1
+        else:
+            a.socket.release(a.pair)
+            b.socket.release(b.pair)
+        now = self.ctx.now_ps()
+        row = (now, a.pair.name.origin, a.pair.name.timestamp_ps, exact, a.pair.fidelity_estimate,
+               basis is not None, basis or "", oa, ob, now - min(a.pair.created_ps, b.pair.created_ps))
+        self.rows.append(row)
+        self.pending_rows.append(row)
+        self.ctx.log("pair.e2e", None, name=str(a.pair.name), fidelity_exact=round(exact, 6),
+                     basis=basis, outcome_a=oa, outcome_b=ob)
+
+    def _sacrifice(self, name: PairName) -> str | None:
+        """Both ends compute this from the pair's name alone, so they agree without a message."""
+        h = zlib.crc32(f"{name.origin}/{name.timestamp_ps}/{self.ctx.seed}".encode())
+        if (h % 10_000) >= self.params.tomography_fraction * 10_000:
+            return None
+        return "XYZ"[(h // 10_000) % 3]
+
+    # -- runner hooks ----------------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.params.count is not None and len(self.rows) >= self.params.count
+
+    def progress(self) -> tuple[float, list[StatusRow]]:
+        if self.pending_rows and self.ctx.record is not None:
+            self.ctx.record.append_rows("pairs", np.array(self.pending_rows, PAIR_DTYPE))
+        self.pending_rows = []
+        rows = []
+        for address, node in self.ctx.testbed.nodes.items():
+            st = node.status()
+            if node.executor is None:
+                links = [r for r in self.links.links.values() if r.station == address]
+                figures = ", ".join(f"{r.name}: {r.heralds()} heralds" for r in links)
+                rows.append(StatusRow(address, st.role, "station", figures))
+                continue
+            ready = sum(r.pairs_ready.get(address, 0) for r in self.links.links.values())
+            app = self.apis.get(address)
+            held_app = len(app.held_qubits()) if app else 0
+            rows.append(StatusRow(address, st.role, f"{st.connections} ruleset(s)",
+                                  f"{ready} link pairs, {st.qubits_held}/{st.qubits_total} qubits "
+                                  f"held, {held_app} at app"))
+        frac = len(self.rows) / self.params.count if self.params.count else 0.0
+        return frac, rows
+
+    def metrics(self) -> dict:
+        return {"links": self.links.links, "pools": self.links.pools, "e2e_pairs": len(self.rows),
+                "fidelity_exact": [r[3] for r in self.rows[-50:]], "connection": self.socket.connection}
+
+    # -- results ----------------------------------------------------------------------------------
+    def finish(self) -> Results:
+        p: RepeaterChainParams = self.params
+        tb = self.ctx.testbed
+        end_gen = self.ctx.now_ps()
+        # Drain, then close: stop the attempts, let pairs already heralded be swapped and
+        # delivered (or discarded by their timers), then tear the connection down, so that few
+        # swap results are still on their way to a torn-down RuleSet.
+        self.links.stop()
+        tb.loop.run_until(tb.now_ps() + CLOSE_GRACE_PS)
+        self.socket.close()
+        tb.loop.run_until(tb.now_ps() + CLOSE_GRACE_PS)
+        self.links.stop_stations()
+        unmatched = len(self.waiting)
+        for half in self.waiting.values():
+            if half.pair.name in half.socket.held:
+                half.socket.release(half.pair)
+        self.waiting.clear()
+        for api in self.apis.values():
+            for sock in api.sockets:
+                sock.close()
+        leaked = self._leaked()
+        self.progress()
+        n = len(self.rows)
+        start = self.gen_start_ps if self.gen_start_ps is not None else end_gen
+        gen_s = max(end_gen - start, 1) / S
+        details: dict = {"connection": self.socket.connection, "close_reason": self.socket.close_reason,
+                         "unmatched_halves": unmatched, "generation_time_s": gen_s,
+                         "leaked": leaked}
+        results = Results(pairs_delivered=n, rate_hz=n / gen_s, wrong_pairs=self.wrong_pairs,
+                          leaked_qubits=sum(leaked.values()), details=details)
+        sacrificed = {b: int(c.sum()) for b, c in self.tomo_counts.items()}
+        details["tomography_pairs"] = sacrificed
+        if all(sacrificed.values()):
+            corr = {b: an.correlator(c) for b, c in self.tomo_counts.items()}
+            f = an.bell_fidelity(corr, BellState.PHI_PLUS)
+            results.fidelity, results.fidelity_stderr = f.value, f.stderr
+            details["correlators"] = {b: e.to_dict() for b, e in corr.items()}
+        if n:
+            exact = np.array([r[3] for r in self.rows])
+            details["fidelity_exact_mean"] = float(exact.mean())
+            details["fidelity_exact_sem"] = float(exact.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+            details["fidelity_estimate_mean"] = float(np.mean([r[4] for r in self.rows]))
+            details["pair_age_ms_mean"] = float(np.mean([r[9] for r in self.rows])) / MS
+        conn = None
+        for node in tb.nodes.values():
+            if node.manager is not None and self.socket.connection in node.manager.connections:
+                conn = node.manager.connections[self.socket.connection]
+                break
+        if conn is not None and conn.plan is not None:
+            details["plan"] = {"path": list(conn.path), "purification_rounds": conn.plan.rounds,
+                               "fidelity": conn.plan.fidelity, "rate": conn.plan.rate}
+        details["links"] = {}
+        for name, run in self.links.links.items():
+            joint = run.joint_attempts()
+            heralds = run.heralds()
+            lat = np.array(run.herald_latency_ps, float)
+            details["links"][name] = {
+                "station": run.station, "joint_attempts": joint, "heralds": heralds,
+                "success_probability": heralds / joint if joint else None,
+                "success_probability_expected": run.success_probability,
+                "pair_rate_expected_hz": self.links.expected_rate_hz(run),
+                "pairs_ready": dict(run.pairs_ready),
+                "herald_latency_us_mean": float(lat.mean() / 1e6) if lat.size else None,
+                "qubits": {k: list(v) for k, v in run.qubits.items()}}
+        details["executors"] = {a: dict(node.executor.stats) for a, node in tb.nodes.items()
+                                if node.executor is not None}
+        return results
+
+    def _leaked(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for address, node in self.ctx.testbed.nodes.items():
+            if node.executor is None:
+                continue
+            held = set(node.executor.held_qubits())
+            reserved = {q for qs in node.manager.held().values() for q in qs} if node.manager else set()
+            app = self.apis[address].held_qubits() if address in self.apis else set()
+            waiting = {(k, q) for (n, k), pool in self.links.pools.items() if n == address
+                       for q in pool.pending}
+            count = len(held | app) + len(reserved) + len(waiting)
+            if count:
+                out[address] = count
+        return out
