@@ -4,6 +4,12 @@ By default all nodes run in this process on one virtual clock: the nodes start, 
 control links, exchange heartbeats for ``--duration`` simulated seconds, and the topology and
 per-node status are printed. Exit 0 when every node started and every control link came up,
 1 otherwise.
+
+With ``--experiment EXP.yaml`` the testbed runs that experiment (``--duration`` then overrides the
+experiment's ``duration_s``) and writes its run record under ``--out`` (default ``runs/``); at a
+terminal a progress bar and a status table show the run, ``--json`` prints exactly one summary
+object instead, ``--metrics-port`` serves Prometheus metrics while it runs. Exit 0 when the run
+completed with no wrong pair and no leaked qubit, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -23,13 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("testbed", metavar="TESTBED.yaml")
     p.add_argument("--seed", type=int, help="seed (default: the testbed's)")
-    p.add_argument("--duration", type=float, default=1.0, metavar="S",
-                   help="simulated seconds to run (default 1)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="simulated seconds to run (default 1, or the experiment's duration_s)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.add_argument("--experiment", metavar="EXP.yaml", help="run this experiment on the testbed")
+    p.add_argument("--out", metavar="DIR", default="runs",
+                   help="directory for the experiment's run record (default runs/)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on 127.0.0.1:PORT while the experiment runs")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.experiment is not None:
+        return run_experiment_command(args)
+    if args.duration is None:
+        args.duration = 1.0
     loaded = load_testbed(args.testbed)
     wall0 = time.perf_counter()
     tb = VirtualTestbed(loaded, seed=args.seed)
@@ -54,3 +69,39 @@ def handle(args: argparse.Namespace) -> int:
         print("\n".join(status_lines(statuses)))
         print("all control links up" if ok else "some control links are down")
     return 0 if ok else 1
+
+
+def run_experiment_command(args: argparse.Namespace) -> int:
+    """``--experiment``: run it, print the summary (or the JSON object), exit 0 if clean."""
+    import sys
+
+    from qnode_fw.experiments import SUMMARY_FIELDS, RunOptions, run_experiment
+    from qnode_fw.experiments.summary_text import summary_lines
+    from qnode_fw.metrics import TestbedMetrics
+
+    metrics = TestbedMetrics(args.metrics_port) if args.metrics_port is not None else None
+    live = None
+    if sys.stdout.isatty() and not args.json:
+        from qnode_fw.experiments.live import LiveView
+
+        live = LiveView(f"{args.experiment}")
+    options = RunOptions(seed=args.seed, duration_s=args.duration, out_dir=args.out,
+                         on_progress=live.update if live is not None else None,
+                         on_slice=metrics.update if metrics is not None else None, argv=sys.argv)
+    try:
+        if live is not None:
+            with live:
+                result = run_experiment(args.experiment, args.testbed, options)
+        else:
+            result = run_experiment(args.experiment, args.testbed, options)
+    finally:
+        if metrics is not None:
+            metrics.close()
+    summary = result.summary.to_dict()
+    if args.json:
+        print(json.dumps({k: summary[k] for k in SUMMARY_FIELDS}))
+    else:
+        print("\n".join(summary_lines({**summary, "kind": result.experiment.kind,
+                                       "details": result.results.details})))
+    clean = not summary.get("wrong_pairs") and not summary.get("leaked_qubits")
+    return 0 if clean else 1
