@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from drivers.instrument import Instrument
-from qnode_fw.config.node import CalibrationConfig, InstrumentKind
+from qnode_fw.config.node import CalibrationConfig
 from qnode_fw.errors import QnodeError
 
 from .bench import LoadedBench
@@ -129,6 +129,7 @@ class Session:
 
     def release(self, name: str) -> None:
         device = self._instruments.pop(name, None)
+        self._applied.pop(name, None)  # a reopened tagger may have forgotten its input delays
         if device is not None:
             device.close()
 
@@ -206,9 +207,6 @@ class Session:
                 status, message = LISTED, f"{len(commands)} calls listed, nothing sent"
         return CheckResult(check.id, check.level, check.title, status, message, figures,
                            time.perf_counter() - started, commands)
-
-    def kinds(self, kind: InstrumentKind) -> list[str]:
-        return [i.name for i in self.config.of_kind(kind)]
 
 
 def describe_assertion(exc: BaseException) -> str:
