@@ -12,6 +12,7 @@ back as tags through the tagger driver, as on a real bench.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +33,7 @@ from .physics import build_world, physics_options
 from .rig import Rig
 
 COUPLED_MODULE = coupled_timetagger.__name__
+_RIG_NUMBERS = itertools.count(1)
 
 
 @cache
@@ -163,7 +165,7 @@ class EmulatedRig(Rig):
         self._calls_at_start = len(fake_timetagger.CALLS)
         for inst in cfg.instruments:
             if inst.model == "swabian":
-                serial = f"HIL-{inst.name}"
+                serial = f"HIL-{inst.name}-{next(_RIG_NUMBERS)}"  # two emulated benches may run at once
                 self._serials[inst.name] = serial
                 coupled_timetagger.PHYSICS[serial] = self
                 continue
