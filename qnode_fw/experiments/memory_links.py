@@ -90,6 +90,7 @@ class LinkRun:
     herald_latency_ps: list[int] = field(default_factory=list)
     read_timer: object = None
     last_slot_ps: int = -(1 << 62)       # slot time of the latest attempt made at either end
+    logged_heralds: int = 0
 
     @property
     def success_probability(self) -> float:
@@ -372,6 +373,18 @@ class MemoryLinks:
         for address, node in self.tb.nodes.items():
             if node.manager is not None:
                 node.manager.link_figures = self.link_figures(address)
+
+    def log_heralds(self) -> None:
+        """One ``station.heralds`` event per station with the heralds sent since the last call
+        (the run record's view of the stations, one line per refresh, not per attempt)."""
+        for run in self.links.values():
+            sent = run.station_runtime.sent
+            new = sent[run.logged_heralds:]
+            run.logged_heralds = len(sent)
+            ok = [h for h in new if h[1].bell_state is not None]
+            if ok:
+                self.ctx.log("station.heralds", run.station, link=run.name, heralds=len(ok),
+                             failures=len(new) - len(ok), last_ps=int(ok[-1][2]))
 
     def pending(self) -> int:
         """Communication qubits still waiting for a herald."""

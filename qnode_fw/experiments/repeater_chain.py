@@ -171,6 +171,10 @@ class RepeaterChain(Experiment):
         self.pending_rows.append(row)
         self.ctx.log("pair.e2e", None, name=str(a.pair.name), fidelity_exact=round(exact, 6),
                      basis=basis, outcome_a=oa, outcome_b=ob)
+        if self.ctx.record is not None and a.pair.name.origin not in (a.node, b.node):
+            # An end-to-end pair is named after the node and time of its last swap.
+            self.ctx.record.event(a.pair.name.timestamp_ps, "swap", a.pair.name.origin,
+                                  name=str(a.pair.name))
 
     def _sacrifice(self, name: PairName) -> str | None:
         """Both ends compute this from the pair's name alone, so they agree without a message."""
@@ -187,6 +191,7 @@ class RepeaterChain(Experiment):
         if self.pending_rows and self.ctx.record is not None:
             self.ctx.record.append_rows("pairs", np.array(self.pending_rows, PAIR_DTYPE))
         self.pending_rows = []
+        self.links.log_heralds()
         rows = []
         for address, node in self.ctx.testbed.nodes.items():
             st = node.status()
