@@ -10,7 +10,8 @@ sender's current stream and is acknowledged individually; unacknowledged ones ar
 every ``retransmit_ps`` up to ``max_retransmits`` times, after which the peer is declared down and
 the stream's epoch advances (the peer resets its receive state on the new epoch, so a lost tail
 never blocks later messages). The receiver delivers in sequence order, holds early ones in a
-bounded window, and acknowledges duplicates again without delivering them.
+bounded window (``receive_window`` messages, ``max_early_bytes`` bytes per peer), and acknowledges
+duplicates again without delivering them; a message it does not hold is not acknowledged.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class LinkSettings:
     retransmit_ps: int = 50 * MS
     max_retransmits: int = 8
     receive_window: int = 1024               # early messages held per peer
+    max_early_bytes: int = 16 << 20          # and at most this many bytes of them
     max_message_bytes: int = 1 << 20
     rate_per_s: float = 5000.0               # inbound token bucket per peer
     burst: int = 2000
@@ -87,6 +89,7 @@ class _Peer:
     rx_stream: tuple[int, int] | None = None
     rx_next: int = 0
     rx_early: dict[int, Envelope] = field(default_factory=dict)
+    rx_early_bytes: dict[int, int] = field(default_factory=dict)
     last_heard_ps: int | None = None
     peer_boot: int | None = None
     tokens: float = 0.0
@@ -301,30 +304,38 @@ class ControlLink(ABC):
                 if pend is not None and pend.timer is not None:
                     pend.timer.cancel()
         else:
-            self._receive_data(p, env)
+            self._receive_data(p, env, len(data))
 
     def _reset_rx(self, p: _Peer, stream: tuple[int, int] | None) -> None:
         p.rx_stream, p.rx_next = stream, 0
         p.rx_early.clear()
+        p.rx_early_bytes.clear()
 
-    def _receive_data(self, p: _Peer, env: Envelope) -> None:
+    def _receive_data(self, p: _Peer, env: Envelope, size: int) -> None:
         if p.rx_stream is None or env.stream > p.rx_stream:
             self._reset_rx(p, env.stream)
         elif env.stream < p.rx_stream:
             self.stats.duplicates += 1  # a straggler from a stream the sender already abandoned
             return
-        self._send_control(p, Kind.ACK, env.seq, env.stream)
         if env.seq < p.rx_next or env.seq in p.rx_early:
+            self._send_control(p, Kind.ACK, env.seq, env.stream)
             self.stats.duplicates += 1
             return
         if env.seq > p.rx_next:
-            if env.seq - p.rx_next > self.settings.receive_window:
-                return  # outside the window: unacknowledged in effect, the sender will resend
+            if (env.seq - p.rx_next > self.settings.receive_window
+                    or sum(p.rx_early_bytes.values()) + size > self.settings.max_early_bytes):
+                # Not held, so not acknowledged: the sender resends it. An ack here would lose
+                # the message for good and stall the stream behind the gap.
+                return
+            self._send_control(p, Kind.ACK, env.seq, env.stream)
             self.stats.reordered += 1
             p.rx_early[env.seq] = env
+            p.rx_early_bytes[env.seq] = size
             return
+        self._send_control(p, Kind.ACK, env.seq, env.stream)
         self._deliver(p, env)
         while p.rx_next in p.rx_early:
+            p.rx_early_bytes.pop(p.rx_next, None)
             self._deliver(p, p.rx_early.pop(p.rx_next))
 
     def _deliver(self, p: _Peer, env: Envelope) -> None:
