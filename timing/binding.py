@@ -17,6 +17,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from qnode_fw.addresses import NodeAddress, PairName, QubitAddress
 from qnode_fw.bell import BellState, correction_to_phi_plus
@@ -31,9 +32,9 @@ from .herald_link import HeraldEndpoint
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class PairRecord:
-    """What a node remembers about a heralded pair it holds."""
+class PairRecord(NamedTuple):
+    """What a node remembers about a heralded pair it holds (a named tuple: one is built per
+    herald on the latency path, and a frozen dataclass pays a ``setattr`` per field)."""
 
     name: PairName
     qubit: QubitAddress

@@ -37,7 +37,8 @@ from qnode_fw.errors import ConfigError
 from . import kernels as K
 from .frames import Outcome
 
-_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
 
 
 class Protocol(str, Enum):
@@ -204,13 +205,16 @@ class HeraldDetector:
         self._wrap_state = np.zeros(2, np.int64)
         self._pend_ch = np.empty(0, np.int32)
         self._pend_ts = np.empty(0, np.int64)
-        self._max_seen = np.iinfo(np.int64).min
+        self._max_seen = _INT64_MIN
         self._raw_last = None  # last raw (unwrapped) timestamp seen: start of the next overflow span
-        self._processed_until = np.iinfo(np.int64).min
+        self._processed_until = _INT64_MIN
         self._overflow_spans: list[tuple[int, int]] = []
         self._late = 0
         self._overflow_rejected = 0
-        self._out = [np.empty(0, np.int64) for _ in range(4)]
+        # Kernel outputs, one row each (sync, herald time, outcome, attempt id), reused across
+        # batches; a batch's heralds leave as one copy of the used columns.
+        self._out = np.empty((4, 0), np.int64)
+        self._out_rows = tuple(self._out)
 
     @property
     def stats(self) -> DetectionStats:
@@ -241,35 +245,47 @@ class HeraldDetector:
                     complete_until_ps: int | None = None) -> HeraldArrays:
         """Ingest one batch. ``complete_until_ps`` (raw tagger time) promises that no tag at or
         before it is still to come, which closes windows without waiting for later tags."""
+        # A batch of one attempt is the herald-latency case: every numpy call on it costs about
+        # as much as the compiled kernel, so the common path (sorted, no delays, nothing pending)
+        # makes as few as possible.
         ch = np.asarray(channels, np.int32)
         ts = np.asarray(timestamps, np.int64)
         if ch.shape != ts.shape:
             raise ValueError(f"{ch.shape[0]} channels for {ts.shape[0]} timestamps")
-        if self.config.wrap_ps is not None and ts.size:
-            ts = K.unwrap_kernel(ts, self.config.wrap_ps, self._wrap_state)
-        if ts.size:
-            raw_hi = int(ts.max())
+        n = ts.shape[0]
+        ordered = True
+        if n:
+            if self.config.wrap_ps is not None:
+                ts = K.unwrap_kernel(ts, self.config.wrap_ps, self._wrap_state)
+            raw_hi, ordered = K.max_and_sorted(ts)
+            raw_hi = int(raw_hi)
             if overflow:
-                lo = (self._raw_last if self._raw_last is not None else int(ts.min()))
+                lo = self._raw_last if self._raw_last is not None else int(ts.min())
                 self._overflow_spans.append((lo + self._min_delay, raw_hi + self._max_delay))
             self._raw_last = raw_hi if self._raw_last is None else max(self._raw_last, raw_hi)
-        if self._has_delays and ts.size:
-            ts = ts + np.take(self._delays, ch, mode="clip")
-        if self._pend_ts.size:
+            if self._has_delays:
+                ts = ts + np.take(self._delays, ch, mode="clip")
+                ordered = K.is_sorted(ts)
+        if self._pend_ts.shape[0]:
             ch = np.concatenate((self._pend_ch, ch))
             ts = np.concatenate((self._pend_ts, ts))
-        if ts.size and not K.is_sorted(ts):
-            order = np.argsort(ts, kind="stable")
-            ch = ch[order]
-            ts = ts[order]
-        if ts.size and ts[0] < self._processed_until:
-            keep = ts >= self._processed_until
-            self._late += int(ts.size - keep.sum())
-            ch = ch[keep]
-            ts = ts[keep]
-        if ts.size:
-            self._max_seen = max(self._max_seen, int(ts[-1]))
-        if self._max_seen == np.iinfo(np.int64).min:
+            ordered = K.is_sorted(ts)
+            n = ts.shape[0]
+        if n:
+            if not ordered:
+                order = np.argsort(ts, kind="stable")
+                ch = ch[order]
+                ts = ts[order]
+            if ts[0] < self._processed_until:
+                keep = ts >= self._processed_until
+                self._late += int(n - keep.sum())
+                ch = ch[keep]
+                ts = ts[keep]
+            if ts.shape[0]:
+                last = int(ts[-1])
+                if last > self._max_seen:
+                    self._max_seen = last
+        if self._max_seen == _INT64_MIN:
             watermark = self._max_seen  # nothing seen yet
         else:
             watermark = self._max_seen - self.config.reorder_slack_ps
@@ -282,42 +298,38 @@ class HeraldDetector:
         return self._process(self._pend_ch, self._pend_ts, _INT64_MAX)
 
     def _process(self, ch: np.ndarray, ts: np.ndarray, watermark: int) -> HeraldArrays:
-        cut = int(np.searchsorted(ts, watermark, "right")) if watermark < _INT64_MAX else ts.size
-        self._pend_ch, self._pend_ts = ch[cut:], ts[cut:]
-        ch, ts = ch[:cut], ts[:cut]
-        self._processed_until = max(self._processed_until, watermark)
-        need = ts.size // 2 + 2
-        if self._out[0].shape[0] < need:
-            self._out = [np.empty(max(need, 1024), np.int64) for _ in range(4)]
-        o_sync, o_time, o_outcome, o_ord = self._out
-        n = K.herald_kernel(ch, ts, self._role, self._dead, self._last, self._lut,
-                            self.config.window_start_ps, self.config.window_ps, watermark,
-                            self._state, self._counters, o_sync, o_time, o_outcome, o_ord)
-        if n == 0:
-            self._prune_spans(watermark)
-            return _EMPTY
-        sync = o_sync[:n].copy()
-        keep = None
+        if watermark > self._processed_until:
+            self._processed_until = watermark
+        need = ts.shape[0] // 2 + 2
+        if self._out.shape[1] < need:
+            self._out = np.empty((4, max(need, 1024)), np.int64)
+            self._out_rows = tuple(self._out)
+        o_sync, o_time, o_outcome, o_id = self._out_rows
         cfg = self.config
+        n, cut = K.herald_batch(ch, ts, watermark, self._role, self._dead, self._last, self._lut,
+                                cfg.window_start_ps, cfg.window_ps, self._state, self._counters,
+                                o_sync, o_time, o_outcome, o_id, cfg.attempt_start_ps or 0,
+                                cfg.attempt_period_ps or 0)
+        self._pend_ch, self._pend_ts = ch[cut:], ts[cut:]
+        if n == 0:
+            if self._overflow_spans:
+                self._prune_spans(watermark)
+            return _EMPTY
+        # o_id holds attempt ids with a schedule, sync-tag ordinals without one
+        sync, time, outcome, ids = self._out[:, :n].copy()
+        out = HeraldArrays(ids, sync, time, outcome)
         if self._overflow_spans:
-            w_lo = sync + cfg.window_start_ps
+            w_lo = out.sync_ps + cfg.window_start_ps
             w_hi = w_lo + cfg.window_ps
             bad = np.zeros(n, bool)
             for s_lo, s_hi in self._overflow_spans:
                 bad |= (w_lo <= s_hi) & (s_lo <= w_hi)
+            self._prune_spans(watermark)
             if bad.any():
                 self._overflow_rejected += int(bad.sum())
                 keep = ~bad
-        if cfg.attempt_period_ps is not None:
-            attempt = (sync - (cfg.attempt_start_ps or 0) + cfg.attempt_period_ps // 2) \
-                // cfg.attempt_period_ps
-        else:
-            attempt = o_ord[:n].copy()
-        self._prune_spans(watermark)
-        out = HeraldArrays(attempt, sync, o_time[:n].copy(), o_outcome[:n].copy())
-        if keep is not None:
-            out = HeraldArrays(out.attempt_id[keep], out.sync_ps[keep], out.time_ps[keep],
-                               out.outcome[keep])
+                out = HeraldArrays(out.attempt_id[keep], out.sync_ps[keep], out.time_ps[keep],
+                                   out.outcome[keep])
         return out
 
     def _prune_spans(self, watermark: int) -> None:

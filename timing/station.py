@@ -17,7 +17,7 @@ from qnode_fw.clock import Clock
 
 from .clock_sync import ClockSyncResponder
 from .detection import HeraldArrays, HeraldDetector
-from .frames import FrameType, Outcome
+from .frames import FrameType, Outcome, outcome_of
 from .herald_link import HeraldEndpoint
 
 
@@ -42,9 +42,14 @@ class HeraldStation:
         return heralds
 
     def announce(self, heralds: HeraldArrays) -> None:
-        for h in heralds:
-            if h.outcome is Outcome.FAILURE and not self.send_failures:
+        if not len(heralds):
+            return
+        # Straight from the arrays: a Herald object per herald costs more than its frame.
+        for attempt, t_ps, code in zip(heralds.attempt_id.tolist(), heralds.time_ps.tolist(),
+                                       heralds.outcome.tolist()):
+            if code == Outcome.FAILURE and not self.send_failures:
                 continue
+            outcome = outcome_of(code)
             for end in self.ends:
-                self.endpoint.send(end, FrameType.HERALD, h.attempt_id, h.time_ps, h.outcome)
+                self.endpoint.send(end, FrameType.HERALD, attempt, t_ps, outcome)
             self.heralds_sent += 1

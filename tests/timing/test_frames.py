@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from qnode_fw.bell import BellState
 from qnode_fw.errors import ProtocolError
-from timing.frames import (FRAME_SIZE, Frame, FrameCodec, FrameType, Outcome, SequenceWindow,
-                           Verdict, link_id_for)
+from timing.frames import (FRAME_SIZE, FRAME_VERSION, Frame, FrameCodec, FrameType, Outcome,
+                           SequenceWindow, Verdict, link_id_for)
 
 KEY = bytes(range(32))
 
@@ -24,6 +24,7 @@ frames = st.builds(
     timestamp_ps=st.integers(-(2**63), 2**63 - 1),
     outcome=st.sampled_from(list(Outcome)),
     aux_ps=st.integers(-(2**63), 2**63 - 1),
+    version=st.just(FRAME_VERSION),
 )
 
 
