@@ -88,7 +88,7 @@ class TestbedMetrics:
         key = (counter._name, labels)
         delta = total - self._seen.get(key, 0.0)
         if delta > 0:
-            counter.labels(*labels).inc(delta)
+            (counter.labels(*labels) if labels else counter).inc(delta)
             self._seen[key] = total
         return max(delta, 0.0)
 

@@ -2,7 +2,7 @@
 
 * coincidences between two tag streams (window around a delay), the cross-correlation
   histogram, the coincidence-to-accidental ratio from the side peaks of a pulsed source;
-* correlators E = (N₀₀ + N₁₁ − N₀₁ − N₁₀)/N with stderr √((1 − E²)/N), CHSH S;
+* correlators E = (N₀₀ + N₁₁ − N₀₁ − N₁₀)/N with their stderr, CHSH S;
 * two-qubit linear-inversion tomography from Pauli correlators, and the Bell-state fidelity
   from the three correlators it depends on (with its stderr);
 * a least-squares fit of the sinc² phase-matching curve (temperature scan) and of a Gaussian
@@ -95,12 +95,18 @@ def car(ta: np.ndarray, tb: np.ndarray, delay_ps: int, window_ps: int, period_ps
 
 # -- correlators, CHSH, tomography ----------------------------------------------------------------
 def correlator(counts: np.ndarray) -> Estimate:
-    """E and its stderr from a 2×2 table of outcome counts (rows: a's outcome, columns: b's)."""
+    """E and its stderr from a 2×2 table of outcome counts (rows: a's outcome, columns: b's).
+
+    E = 1 − 2k/N for k disagreeing outcomes; its stderr 2·√(p(1−p)/N) takes p = (k+1)/(N+2)
+    (Laplace's rule), which is √((1 − E²)/N) for large N but does not claim a zero error when
+    no (or every) outcome pair disagreed in a small sample."""
     n = float(counts.sum())
     if n == 0:
         return Estimate(0.0, math.inf)
-    e = float(counts[0, 0] + counts[1, 1] - counts[0, 1] - counts[1, 0]) / n
-    return Estimate(e, math.sqrt(max(1 - e * e, 0.0) / n))
+    k = float(counts[0, 1] + counts[1, 0])
+    e = (n - 2 * k) / n
+    p = (k + 1) / (n + 2)
+    return Estimate(e, 2 * math.sqrt(p * (1 - p) / n))
 
 
 def outcome_table(oa: np.ndarray, ob: np.ndarray) -> np.ndarray:

@@ -68,7 +68,9 @@ class LinkPhysics(Params):
     #: ``decode_us`` after its photons arrived, and the link layer keeps the qubit that long.
     station_read_us: float = Field(10.0, gt=0)
     decode_us: float = Field(1.0, gt=0)
-    #: An end attempts on a link only while it holds fewer pairs than this with that partner.
+    #: An end attempts on a link only while it holds fewer pairs than this with that partner
+    #: (with r purification rounds, 2^r + 2 lets the next round's pairs come while the last
+    #: kept pair waits for its swap).
     max_pairs_per_link: int = Field(2, ge=1)
 
 
