@@ -111,6 +111,7 @@ class LinkSchemeParams:
         except ValueError:
             raise ConfigError(f"unknown link scheme {self.scheme!r}", field=f"{field}.scheme",
                               expected=" | ".join(s.value for s in LinkScheme)) from None
+        object.__setattr__(self, "ends", tuple(self.ends))
         if len(self.ends) != 2 or self.ends[0].node == self.ends[1].node:
             raise ConfigError("a link joins two different end nodes", field=f"{field}.ends")
         for i, end in enumerate(self.ends):
