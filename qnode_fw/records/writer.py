@@ -63,6 +63,7 @@ class RunRecord:
         self._events = open(self.root / EVENTS_FILE, "a", encoding="utf-8", buffering=1 << 16)
         self._chunks: dict[Path, int] = {}
         self._tag_instruments: list[str] = []
+        self._tag_buffer: dict[str, list[np.ndarray]] = {}
         self.events_written = 0
         self.closed = False
 
@@ -108,7 +109,8 @@ class RunRecord:
         atomic_write_npy(self.root / ARRAYS_DIR / f"{safe_name(name)}.npy", array, fsync=False)
 
     def tags(self, instrument: str, channels: np.ndarray, timestamps_ps: np.ndarray) -> None:
-        """Append one time-tag batch of ``instrument`` (its testbed-wide name)."""
+        """Append one time-tag batch of ``instrument`` (its testbed-wide name); batches collect
+        in memory and go to disk as one chunk per instrument at the next :meth:`flush`."""
         if len(channels) == 0:
             return
         rows = np.empty(len(channels), TAG_DTYPE)
@@ -116,7 +118,7 @@ class RunRecord:
         rows["timestamp_ps"] = timestamps_ps
         if instrument not in self._tag_instruments:
             self._tag_instruments.append(instrument)
-        self._chunk(self.root / TAGS_DIR / safe_name(instrument), rows)
+        self._tag_buffer.setdefault(instrument, []).append(rows)
 
     def _chunk(self, directory: Path, rows: np.ndarray) -> None:
         n = self._chunks.get(directory)
@@ -132,6 +134,10 @@ class RunRecord:
         """Hand everything written so far to the operating system (``fsync``: to the disk)."""
         if self.closed:
             return
+        for instrument, parts in self._tag_buffer.items():
+            if parts:
+                self._chunk(self.root / TAGS_DIR / safe_name(instrument), np.concatenate(parts))
+        self._tag_buffer = {}
         self._events.flush()
         if fsync:
             os.fsync(self._events.fileno())
