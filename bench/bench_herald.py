@@ -1,5 +1,5 @@
 """Herald latency: from the last detection tag ingested at the BSA station to PairReady at both
-end nodes, over ZeroMQ on loopback and in-process.
+end nodes, over ZeroMQ and UDP on loopback, and in-process.
 
 Per herald: the station ingests the tag batch that completes one attempt's window (detection,
 one frame encoded and sent per end); both ends, attached to a wall-clock EventLoop as a node's
@@ -8,15 +8,20 @@ stops at the later of the two PairReady callbacks. Station and ends share this p
 thread (the ends are served one after the other), so the figure is the software path plus
 loopback, without a hand-off between processes.
 
-Baseline, same run, same wait (a blocking poll, as the event loop does): raw ZeroMQ fan-out, the
+Baselines, same run, same wait (a blocking poll, as the event loop does): raw ZeroMQ fan-out, the
 station's ROUTER sending one 56-byte frame to each of two DEALERs and the receiver waking until
-both arrived; that is the transport floor of this path. The raw one-way DEALER -> ROUTER latency
-is reported beside it. The target is a p99 of at most 100 us, about the fibre delay of 20 km.
+both arrived, which is the transport floor of the ZeroMQ path; raw UDP fan-out, two 56-byte
+datagrams, the floor of the UDP path. The raw one-way DEALER -> ROUTER latency is reported beside
+them. Every path runs twice: with default scheduling, and with this thread and ZeroMQ's I/O thread
+under SCHED_FIFO (skipped where the OS refuses). The target is a p99 of at most 100 us, about the
+fibre delay of 20 km.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +39,7 @@ from timing.binding import PairBinder
 from timing.detection import DetectorConfig, HeraldDetector
 from timing.frames import FRAME_SIZE, link_id_for
 from timing.herald_link import InProcessHeraldLink, ZmqHeraldEndpoint
+from timing.herald_udp import UdpHeraldEndpoint
 from timing.station import HeraldStation
 
 PERIOD = 10_000
@@ -139,6 +145,34 @@ def _zmq_latency(n: int, realtime: bool = False) -> list[int]:
     return samples
 
 
+def _udp_latency(n: int, realtime: bool = False) -> list[int]:
+    loop = EventLoop(WallClock())
+    bsa = UdpHeraldEndpoint("bsa", "A-B")
+    eps = {e: UdpHeraldEndpoint(e, "A-B", peers={"bsa": bsa.address}) for e in "AB"}
+    for e, ep in eps.items():
+        bsa.add_peer(e, ep.address)
+    binders, ready = _ends(loop.clock, eps)
+    station = _station(bsa, loop.clock)
+    for ep in (*eps.values(), bsa):
+        ep.attach(loop)
+    samples = []
+    try:
+        for k in range(n):
+            for node in "AB":
+                binders[node].record_emission(k, QubitAddress(0, k % 1000))
+            batch, until = _batch(k)
+            t0 = time.perf_counter_ns()
+            station.ingest(batch, complete_until_ps=until)
+            while len(ready["A"]) <= k or len(ready["B"]) <= k:
+                loop.run_once()
+            samples.append(max(ready["A"][k], ready["B"][k]) - t0)
+    finally:
+        for ep in (*eps.values(), bsa):
+            ep.close()
+        loop.close()
+    return samples
+
+
 def _inproc_latency(n: int, realtime: bool = False) -> list[int]:
     loop = EventLoop(VirtualClock())
     link = InProcessHeraldLink(loop, "A-B")
@@ -197,6 +231,36 @@ def _raw_fanout(n: int, realtime: bool = False) -> list[int]:
     return samples
 
 
+def _raw_udp_fanout(n: int, realtime: bool = False) -> list[int]:
+    """One 56-byte datagram to each of two sockets; wait in a blocking poll until both came."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = []
+    poller = select.poll()
+    for _ in range(2):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        poller.register(s.fileno(), select.POLLIN)
+        rx.append(s)
+    by_fd = {s.fileno(): s for s in rx}
+    addresses = [s.getsockname() for s in rx]
+    payload = bytes(FRAME_SIZE)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        for a in addresses:
+            tx.sendto(payload, a)
+        got = 0
+        while got < 2:
+            for fd, _ in poller.poll(1000):
+                by_fd[fd].recv(FRAME_SIZE)
+                got += 1
+        samples.append(time.perf_counter_ns() - t0)
+    for s in (tx, *rx):
+        s.close()
+    return samples
+
+
 def _raw_one_way(n: int, realtime: bool = False) -> list[int]:
     ctx = _context(realtime)
     router = ctx.socket(zmq.ROUTER)
@@ -226,7 +290,9 @@ def _raw_one_way(n: int, realtime: bool = False) -> list[int]:
 def _measure(n: int, realtime: bool) -> dict[str, tuple[float, float, float]]:
     return {"fanout": _percentiles(_raw_fanout(n, realtime)),
             "one_way": _percentiles(_raw_one_way(n, realtime)),
+            "udp_fanout": _percentiles(_raw_udp_fanout(n, realtime)),
             "zmq": _percentiles(_zmq_latency(n, realtime)),
+            "udp": _percentiles(_udp_latency(n, realtime)),
             "inprocess": _percentiles(_inproc_latency(n, realtime))}
 
 
@@ -238,17 +304,22 @@ def run(quick: bool = False) -> list[Figure]:
             runs.append(("_rt", _measure(n, True), "SCHED_FIFO for this thread and ZeroMQ's I/O "
                                                    "thread"))
     figures = []
+    paths = (("zmq", "ZeroMQ loopback", "fanout", "raw_zmq_fanout",
+              "ROUTER -> 2 DEALERs, 56 B each, blocking poll"),
+             ("udp", "UDP loopback", "udp_fanout", "raw_udp_fanout",
+              "one 56 B datagram to each of 2 sockets, blocking poll"),
+             ("inprocess", "in-process", "fanout", "raw_zmq_fanout",
+              "ROUTER -> 2 DEALERs, 56 B each, blocking poll"))
     for suffix, m, how in runs:
-        fanout = m["fanout"]
-        for label, what in (("zmq", "ZeroMQ loopback"), ("inprocess", "in-process")):
-            for q, v, base in zip(("p50", "p99", "p99.9"), m[label], fanout):
+        for label, what, base_key, base_name, base_what in paths:
+            for q, v, base in zip(("p50", "p99", "p99.9"), m[label], m[base_key]):
                 figures.append(Figure(
                     f"herald_latency_{label}{suffix}_{q}", round(v, 1), "us",
-                    f"raw_zmq_fanout{suffix}_{q}", round(base, 1),
+                    f"{base_name}{suffix}_{q}", round(base, 1),
                     f"last tag ingested -> PairReady at both ends, {what}, {n} heralds, {how}; "
-                    "ends wait in the event loop's blocking poll; baseline: ROUTER -> 2 DEALERs, "
-                    "56 B each, blocking poll", REFERENCES, TARGET if q == "p99" else None))
-        for q, v, base in zip(("p50", "p99", "p99.9"), m["one_way"], fanout):
+                    f"ends wait in the event loop's blocking poll; baseline: {base_what}",
+                    REFERENCES, TARGET if q == "p99" else None))
+        for q, v, base in zip(("p50", "p99", "p99.9"), m["one_way"], m["fanout"]):
             figures.append(Figure(f"raw_zmq_one_way{suffix}_{q}", round(v, 1), "us",
                                   f"raw_zmq_fanout{suffix}_{q}", round(base, 1),
                                   f"DEALER -> ROUTER, 56 B, blocking poll, {n} frames, {how}",

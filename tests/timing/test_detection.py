@@ -64,6 +64,18 @@ def test_known_stream_in_one_batch():
     assert stats.out_of_window == 3
 
 
+def test_warm_up_leaves_the_detector_as_it_was():
+    det = HeraldDetector(CFG)
+    ch, ts = stream(KNOWN)
+    det.push_arrays(ch[:5], ts[:5])  # mid-stream: a window is open
+    before = det.stats
+    det.warm_up()
+    assert det.stats == before
+    rest = det.push_arrays(ch[5:], ts[5:])
+    heralds = HeraldArrays.concat([rest, det.flush()]).to_list()
+    assert heralds == KNOWN_HERALDS[1:]
+
+
 def test_reference_agrees_on_known_stream():
     ref, stats = detect_heralds_reference(*stream(KNOWN), CFG)
     assert ref.to_list() == KNOWN_HERALDS

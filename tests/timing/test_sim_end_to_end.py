@@ -6,13 +6,13 @@ Each end's AttemptSchedule bus-triggers its AWG (AwgMarkerTrigger); the AWG's ma
 to the emitter, starts the attempt (LinkEndRuntime.attempt); the photons, the BSA, the detectors
 (with dark counts) and the station's time tagger are simulated; the station reads its tagger,
 decodes each attempt and sends herald frames, in-process with the fibre delay on virtual time, or
-over real ZeroMQ sockets on loopback in wall-clock time; each end binds the herald to the qubit
+over real ZeroMQ or UDP sockets on loopback in wall-clock time; each end binds the herald to the qubit
 that emitted and raises PairReady.
 
 tests/links covers the three schemes' rates without dark counts and with software triggers. Here:
 the AWG path, a dark-count rate high enough to move the pair rate far from ½·η_a·η_b, every
-PairReady checked against the density matrix of the two memories, and the ZeroMQ herald link with
-clock sync over it.
+PairReady checked against the density matrix of the two memories, and the network herald links
+(ZeroMQ, UDP) with clock sync over them.
 
 Closed form (the herald probability per attempt in which both ends emit). ``t_a``, ``t_b``:
 probability that each photon reaches the beam splitter (collection × fibre transmission); ``e``:
@@ -65,6 +65,7 @@ from sim_backend.world import World
 from timing.clock_sync import ClockSyncClient, ClockSyncResponder
 from timing.comm_qubits import CommQubitPool
 from timing.herald_link import HeraldEndpoint, InProcessHeraldLink, ZmqHeraldEndpoint
+from timing.herald_udp import UdpHeraldEndpoint
 from timing.link_end import BsaStationRuntime, LinkEndRuntime
 from timing.schedule import AttemptSchedule, AwgMarkerTrigger, DemandCounter
 from timing.schemes import LinkEndParams, LinkScheme, LinkSchemeParams
@@ -297,9 +298,22 @@ def test_without_dark_counts_every_pair_holds_the_reported_bell_state():
     assert_within_3_sigma(pairs, len(bed.joint_attempts()), 0.5 * eta * eta)
 
 
-def test_over_zeromq_on_loopback_in_wall_clock_time():
-    """The same link with real ZeroMQ herald sockets and wall-clock end nodes that keep their
-    clocks synchronised to the station over the herald link. The simulated hardware (AWGs,
+def _network_endpoints(transport: str, ctx: zmq.Context) -> dict[str, HeraldEndpoint]:
+    if transport == "zmq":
+        bsa = ZmqHeraldEndpoint("bsa", LINK, bind="tcp://127.0.0.1:0", context=ctx)
+        return {"bsa": bsa, **{e: ZmqHeraldEndpoint(e, LINK, connect={"bsa": bsa.address},
+                                                     context=ctx) for e in "AB"}}
+    udp = UdpHeraldEndpoint("bsa", LINK)
+    ends = {e: UdpHeraldEndpoint(e, LINK, peers={"bsa": udp.address}) for e in "AB"}
+    for e, ep in ends.items():
+        udp.add_peer(e, ep.address)
+    return {"bsa": udp, **ends}
+
+
+@pytest.mark.parametrize("transport", ["zmq", "udp"])
+def test_over_the_network_on_loopback_in_wall_clock_time(transport):
+    """The same link with real herald sockets (ZeroMQ or UDP) and wall-clock end nodes that keep
+    their clocks synchronised to the station over the herald link. The simulated hardware (AWGs,
     photons, BSA tagger and its reads) runs on its own virtual time line, paced to follow the
     wall clock, so both ends' photons still leave at the exact attempt time."""
     # Numba loads its compiled kernels on first use (tenths of a second): do that before the
@@ -308,9 +322,8 @@ def test_over_zeromq_on_loopback_in_wall_clock_time():
                       qubits=4, seed=0), 50)
     node_loop = EventLoop(WallClock())
     ctx = zmq.Context()
-    bsa = ZmqHeraldEndpoint("bsa", LINK, bind="tcp://127.0.0.1:0", context=ctx)
-    endpoints = {"bsa": bsa, **{e: ZmqHeraldEndpoint(e, LINK, connect={"bsa": bsa.address},
-                                                      context=ctx) for e in "AB"}}
+    endpoints = _network_endpoints(transport, ctx)
+    bsa = endpoints["bsa"]
     for ep in endpoints.values():
         ep.attach(node_loop)
     # One attempt slot of simulated physics costs ~0.5 ms of this CPU; the expiry leaves room for
@@ -335,7 +348,7 @@ def test_over_zeromq_on_loopback_in_wall_clock_time():
 
         node_loop.call_soon(pace)
         # The station's ROUTER can address an end once that end's DEALER has connected: wait for
-        # each end's first clock-sync request.
+        # each end's first clock-sync request (immediate over UDP).
         deadline = time.monotonic() + 5
         while any(bsa.window(n).highest == 0 for n in "AB"):
             assert time.monotonic() < deadline, "the ends never reached the station"
