@@ -86,7 +86,7 @@ def import_quisp(data: Any, *, address_map: Mapping[Any, str] | None = None,
         return _import_quisp(data, address_map=address_map, discard_after_ps=discard_after_ps,
                              wait_after_ps=wait_after_ps,
                              tomography_as_delivery=tomography_as_delivery, connection=connection)
-    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError, StopIteration) as exc:
         # QuISP JSON comes from another program; a value of an unexpected shape anywhere in
         # it must come out as the typed error, not as whatever the walk over it tripped on.
         rs_id = data.get("ruleset_id") if isinstance(data, dict) else None
