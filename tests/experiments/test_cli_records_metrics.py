@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from exp_helpers import REPO, run, write_experiment
+from exp_helpers import REPO, write_experiment
 from qnode_fw.cli.main import main
 from qnode_fw.experiments import SUMMARY_FIELDS, RunOptions, run_experiment
 from qnode_fw.metrics import TestbedMetrics
