@@ -39,7 +39,17 @@ class QubitekkSpdc(TextInstrument, PhotonPairSource):
 
     def _verify(self, command: str, query: str, expected, cast) -> None:
         # A rejected setting answers "ERR ..." (which the read-back then consumes and raises on).
-        actual = self.parse(self.query(query), cast, query)
+        # The read-back's own answer still follows it; read it too, or every later exchange
+        # would read the answer to the one before.
+        reply = self.session.query(query).strip()
+        if reply.upper().startswith("ERR"):
+            try:
+                self.session.read(query)
+            except InstrumentError:
+                pass  # a timeout closed the session: nothing stale can be read after it
+            raise InstrumentError(f"instrument replied {reply!r}", resource=self.resource,
+                                  command=command)
+        actual = self.parse(reply, cast, query)
         if actual != expected:
             raise InstrumentError(f"{query} reads {actual!r} after the setting, expected {expected!r}",
                                   resource=self.resource, command=command)
