@@ -169,10 +169,15 @@ class MemoryLink:
             if not clicks[d] and not n_dark[d]:
                 continue
             channel = self.channels.detectors[d]
+            # Attempts can resolve out of time order (emissions from separate node processes
+            # reach a World server in any order): only an earlier click's dead time applies.
+            previous = self.last_click.get(d)
+            if previous is not None and previous >= centre - self.dark_span_ps:
+                previous = None
             t = detect(np.array(clicks[d], np.int64), centre - self.dark_span_ps, centre + self.dark_span_ps,
                        self.detectors[d], rng, apply_efficiency=False,
-                       previous_click_ps=self.last_click.get(d), n_dark=int(n_dark[d]))
+                       previous_click_ps=previous, n_dark=int(n_dark[d]))
             if t.size:
-                self.last_click[d] = int(t[-1])
+                self.last_click[d] = max(int(t[-1]), self.last_click.get(d, int(t[-1])))
                 stream.write(channel, t, trng)
         self.record.append((attempt_id, outcome, arrived[0], arrived[1]))
