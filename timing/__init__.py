@@ -5,6 +5,7 @@ Modules:
 
 * :mod:`timing.frames` - fixed-size binary herald-link frames and the duplicate/reorder window;
 * :mod:`timing.herald_link` - the dedicated herald link (in-process on the event loop, ZeroMQ);
+* :mod:`timing.herald_udp` - the herald link over UDP datagrams (the low-latency transport);
 * :mod:`timing.clock_sync` - two-way time transfer between a node and its BSA/EPPS station;
 * :mod:`timing.schedule` - the per-link attempt schedule with demand-driven pausing;
 * :mod:`timing.detection` / :mod:`timing.kernels` - herald and SPDC coincidence detection;
