@@ -301,24 +301,24 @@ def run(quick: bool = False) -> list[Figure]:
     runs = [("", _measure(n, False), "default scheduling")]
     with _realtime(True) as rt:
         if rt:
-            runs.append(("_rt", _measure(n, True), "SCHED_FIFO for this thread and ZeroMQ's I/O "
-                                                   "thread"))
+            runs.append(("_rt", _measure(n, True), "SCHED_FIFO for this thread (and ZeroMQ's "
+                                                   "I/O thread)"))
     figures = []
-    paths = (("zmq", "ZeroMQ loopback", "fanout", "raw_zmq_fanout",
+    polled = "ends wait in a wall-clock event loop's blocking poll"
+    paths = (("zmq", "ZeroMQ loopback", polled, "fanout", "raw_zmq_fanout",
               "ROUTER -> 2 DEALERs, 56 B each, blocking poll"),
-             ("udp", "UDP loopback", "udp_fanout", "raw_udp_fanout",
+             ("udp", "UDP loopback", polled, "udp_fanout", "raw_udp_fanout",
               "one 56 B datagram to each of 2 sockets, blocking poll"),
-             ("inprocess", "in-process", "fanout", "raw_zmq_fanout",
-              "ROUTER -> 2 DEALERs, 56 B each, blocking poll"))
+             ("inprocess", "in-process", "frames delivered by a virtual-time loop (no transport)",
+              "fanout", "raw_zmq_fanout", "ROUTER -> 2 DEALERs, 56 B each, blocking poll"))
     for suffix, m, how in runs:
-        for label, what, base_key, base_name, base_what in paths:
+        for label, what, wait, base_key, base_name, base_what in paths:
             for q, v, base in zip(("p50", "p99", "p99.9"), m[label], m[base_key]):
                 figures.append(Figure(
                     f"herald_latency_{label}{suffix}_{q}", round(v, 1), "us",
                     f"{base_name}{suffix}_{q}", round(base, 1),
                     f"last tag ingested -> PairReady at both ends, {what}, {n} heralds, {how}; "
-                    f"ends wait in the event loop's blocking poll; baseline: {base_what}",
-                    REFERENCES, TARGET if q == "p99" else None))
+                    f"{wait}; baseline: {base_what}", REFERENCES, TARGET if q == "p99" else None))
         for q, v, base in zip(("p50", "p99", "p99.9"), m["one_way"], m["fanout"]):
             figures.append(Figure(f"raw_zmq_one_way{suffix}_{q}", round(v, 1), "us",
                                   f"raw_zmq_fanout{suffix}_{q}", round(base, 1),
