@@ -64,7 +64,10 @@ KEY_NAME = "world"
 @dataclass(frozen=True)
 class ServerSettings:
     query_interval_s: float = 0.002     # how often waiting requests are looked at again
-    horizon_timeout_s: float = 2.0      # a waiting request runs anyway after this long
+    #: A waiting request runs anyway after this long: a node whose loop is held up longer (a
+    #: starved CPU) loses exactness rather than stall every station, whose loop - and control
+    #: link heartbeats - wait with the read.
+    horizon_timeout_s: float = 0.5
     client_timeout_s: float = 3.0       # a node silent this long while asked is left out
 
 
@@ -109,6 +112,9 @@ class _Client:
     waiting_since_ns: int | None = None
     forced: bool = False
     stale: bool = False                 # silent when asked: not waited for until it speaks
+    #: Its event loop runs (it can answer queries). Before that nothing it sends is triggered by
+    #: hardware timers, so it stamps wall time and cannot hold the World back.
+    live: bool = False
 
 
 class WorldServer:
@@ -185,7 +191,10 @@ class WorldServer:
             event(log, logging.INFO, "world.bye", node=client.node)
         elif msg.type in (MsgType.OPEN, MsgType.CALL, MsgType.CAST, MsgType.CLOSE):
             client.queue.append(msg)
-        elif msg.type is not MsgType.HORIZON:
+        elif msg.type is MsgType.HORIZON:
+            if msg.body.get("live"):
+                client.live = True
+        else:
             self._error(client, msg, ProtocolError(f"a node does not send {msg.type.value}",
                                                    peer=client.node, msg_type=msg.type.value))
 
@@ -220,7 +229,7 @@ class WorldServer:
 
     def _lagging(self, until_ps: int, requester: _Client) -> list[_Client]:
         return [c for c in self.clients.values()
-                if c is not requester and not c.stale and self._horizon_of(c) < until_ps]
+                if c is not requester and c.live and not c.stale and self._horizon_of(c) < until_ps]
 
     def _pump_all(self) -> None:
         # Running one node's requests can release another's waiting read: go round until quiet.
@@ -342,6 +351,9 @@ class WorldServer:
             return reg.bell_fidelity(QubitKey(*a), QubitKey(*b), state)
         if method == "density_matrix":
             return reg.density_matrix([QubitKey(*k) for k in args[0]])
+        if method == "partners":
+            key = QubitKey(*args[0])
+            return [list(k) for k in reg.group_of(key).keys if k != key]
         return self.snapshot()
 
     def _open(self, client: _Client, spec: Any) -> tuple[int, dict[str, Any]]:
@@ -391,7 +403,8 @@ class WorldServer:
         out = asdict(self.stats)
         out["nodes"] = sorted(c.node for c in self.clients.values() if not c.stale)
         out["memory_links"] = {n: {"attempts": l.attempts,
-                                   "interfered": sum(1 for r in l.record if r[1] is not None)}
+                                   "interfered": sum(1 for r in l.record if r[1] is not None),
+                                   "outcomes": _outcome_counts(l.record)}
                                for n, l in self.world.memory_links.items()}
         out["lost_emissions"] = len(self.world.lost_emissions)
         out["events"] = self.loop.events_processed
@@ -402,6 +415,15 @@ class WorldServer:
             self._tick_timer.cancel()
         self.loop.remove_reader(self.socket)
         self.socket.close(0)
+
+
+def _outcome_counts(record: list) -> dict[str, int]:
+    """Bell outcomes the photons were projected on, per attempt (``none``: no interference)."""
+    counts: dict[str, int] = {}
+    for entry in record:
+        key = "none" if entry[1] is None else entry[1].value
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _info(kind: str, instrument: Any) -> dict[str, Any]:
@@ -452,9 +474,17 @@ def warm_up() -> None:
     world.taggers["t"].read(clock.now_ps())
 
 
-def build_world(testbed: Any, clock: Clock, seed: int) -> World:
-    """The testbed's World, as the virtual testbed builds it, on the server's request clock."""
-    return World(clock, RandomStreams(seed), None)
+def build_world(testbed: Any, clock: Clock, seed: int, experiment: Any = None) -> World:
+    """The testbed's World on the server's request clock; with a repeater-chain ``experiment``
+    (a LoadedExperiment) the photonics of every memory link, planned as each node process plans
+    its end of them (:mod:`qnode_fw.testbed.node_links`)."""
+    world = World(clock, RandomStreams(seed), None)
+    physics = getattr(experiment.params, "physics", None) if experiment is not None else None
+    if physics is not None:
+        from qnode_fw.testbed.node_links import build_world_links, plan_links
+
+        build_world_links(world, plan_links(testbed.config, physics), physics)
+    return world
 
 
 def server_keys(testbed: Any) -> tuple[tuple[bytes, bytes] | None, dict[str, bytes] | None]:
@@ -485,16 +515,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("testbed", metavar="TESTBED.yaml")
     parser.add_argument("--bind", default="tcp://127.0.0.1:0", help="ZeroMQ endpoint to bind")
     parser.add_argument("--seed", type=int, help="seed (default: the testbed's)")
+    parser.add_argument("--experiment", metavar="EXP.yaml",
+                        help="build the physics this experiment's nodes will use (memory links)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     testbed = load_testbed(args.testbed)
+    experiment = None
+    if args.experiment is not None:
+        import qnode_fw.experiments  # noqa: F401  (registers the experiment kinds)
+        from qnode_fw.config.experiment import load_experiment
+
+        experiment = load_experiment(args.experiment)
     seed = testbed.config.seed if args.seed is None else args.seed
     curve, allowlist = server_keys(testbed)
     warm_up()
     clock = RequestClock(TestbedClock(epoch_now_ns()))
     loop = EventLoop(clock.wall)
-    world = build_world(testbed, clock, seed)
+    world = build_world(testbed, clock, seed, experiment)
     context = zmq.Context()
     auth = None
     if curve is not None:

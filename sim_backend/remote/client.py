@@ -117,8 +117,8 @@ class WorldClient:
                            {"handle": handle, "method": method, "args": args}))
         self.stats.casts += 1
 
-    def send_horizon(self) -> None:
-        self._send(Message(MsgType.HORIZON, 0, self.now(), 0, {}))
+    def send_horizon(self, live: bool = False) -> None:
+        self._send(Message(MsgType.HORIZON, 0, self.now(), 0, {"live": True} if live else {}))
 
     def bye(self) -> None:
         try:
@@ -163,6 +163,8 @@ class WorldClient:
         """Serve queries and cast failures from ``loop`` (the node's loop)."""
         self._loop = loop
         loop.add_reader(self.socket, self._drain)
+        # From the loop's first turn on this node answers queries: the World may wait for it.
+        loop.call_soon(self.send_horizon, True)
 
     def _drain(self) -> None:
         while not self.socket.closed and self.socket.poll(0, zmq.POLLIN):

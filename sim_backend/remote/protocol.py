@@ -72,7 +72,7 @@ class Mode(str, Enum):
 
 #: Every method a client may invoke, per instrument kind (``world`` is the World itself).
 METHODS: dict[str, dict[str, Mode]] = {
-    "qnic": {"init": Mode.CALL, "gate": Mode.CALL, "measure": Mode.CALL, "move": Mode.CALL,
+    "qnic": {"init": Mode.CAST, "gate": Mode.CALL, "measure": Mode.CALL, "move": Mode.CALL,
              "emit": Mode.CAST, "absorb": Mode.CAST},
     "time_tagger": {"set_trigger_level_v": Mode.CALL, "set_dead_time_ps": Mode.CALL,
                     "set_input_delay_ps": Mode.HORIZON, "start_stream": Mode.HORIZON,
@@ -86,7 +86,7 @@ METHODS: dict[str, dict[str, Mode]] = {
                     "crystal_temperature_setpoint_c": Mode.CALL,
                     "crystal_temperature_c": Mode.CALL, "faults": Mode.CALL},
     "world": {"markers": Mode.CAST, "bell_fidelity": Mode.CALL, "density_matrix": Mode.CALL,
-              "stats": Mode.CALL},
+              "partners": Mode.CALL, "stats": Mode.CALL},
 }
 
 #: dtypes an array frame may carry (no object arrays from the network).

@@ -8,9 +8,10 @@ included). Every operation is stamped with the node's hardware clock
 (:class:`~sim_backend.remote.timebase.HardwareClock`).
 
 What never changes after opening (qubit count and roles, operation durations, channel lists, port
-counts) comes with the OPENED reply and is answered locally. Emission and absorption are casts
-(no round trip: they are the per-attempt hot path), so their index and role are checked here,
-with the errors :class:`~sim_backend.qnic.SimQNIC` raises.
+counts) comes with the OPENED reply and is answered locally. Emission, absorption and
+initialisation are casts (no round trip: they are the per-attempt hot path, a failed attempt
+re-initialises its qubit), so their index and role are checked here, with the errors
+:class:`~sim_backend.qnic.SimQNIC` raises.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class RemoteQNIC(_Remote, QNIC):
         return QubitRole.COMMUNICATION if int(index) in self._communication else QubitRole.STORAGE
 
     def init(self, index: int) -> None:
+        self._check_index(index, "init")     # a cast: the only refusal is checked here
         self._call("init", int(index))
 
     def gate(self, gate: Gate, *indices: int) -> None:

@@ -51,6 +51,12 @@ class RemoteRegistry:
                                              [list(a), list(b), str(getattr(state, "value", state))],
                                              ts=ts, what="world.bell_fidelity"))
 
+    def partners(self, key) -> list[tuple[str, int, int]]:
+        """The qubits ``key`` currently shares its state with (empty when it is on its own)."""
+        keys = self._world.client.call(WORLD_HANDLE, "partners", [list(key)],
+                                       ts=self._world.clock.now_ps(), what="world.partners")
+        return [(str(n), int(q), int(i)) for n, q, i in keys]
+
     def density_matrix(self, keys, at_ps: int | None = None) -> np.ndarray:
         ts = self._world.clock.now_ps() if at_ps is None else int(at_ps)
         return self._world.client.call(WORLD_HANDLE, "density_matrix", [[list(k) for k in keys]],

@@ -145,6 +145,8 @@ def test_a_read_waits_for_a_photon_still_on_its_way_from_a_node():
         tagger.start_stream([1, 2, 3, 4, 5])         # before A and B join: nobody to wait for
         a, b = node(srv.endpoint, "A", ctx), node(srv.endpoint, "B", ctx)
         qa, qb = qnic_on(a, 1), qnic_on(b, 1)
+        for side in (a, b):                           # one turn: the World now waits for them
+            side.loop.run_until(side.loop.now_ps())
         t1 = a.loop.now_ps() + 20 * MS
         for side, q in ((a, qa), (b, qb)):
             side.world.loop.call_at(t1, q.emit, 0, 7)
@@ -267,6 +269,7 @@ def test_a_node_that_stops_answering_is_passed_over_then_left_out_until_it_speak
     with ServerThread(memory_link, context=ctx, settings=settings) as srv:
         a, bsa = node(srv.endpoint, "A", ctx), node(srv.endpoint, "bsa", ctx)
         qa = qnic_on(a, 1)
+        a.loop.run_until(a.loop.now_ps())             # A's loop turned once, then stops turning
         tagger = open_on(bsa, "time_tagger", "tagger")
         t_start = time.monotonic()
         tagger.start_stream([1, 2])                   # A's loop never runs: passed over
