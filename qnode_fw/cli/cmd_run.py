@@ -9,14 +9,21 @@ ENDPOINT (``python -m sim_backend.world_server``; ``qnode testbed --processes`` 
 with the testbed's other nodes, so a memory link's photons from two node processes meet at one
 BSA. ``--stop-on-peer-down`` stops the node (exit 1) when a peer that was up goes down without
 saying goodbye; the shutdown reason names the peer.
+
+``--experiment EXP.yaml`` runs this node's part of the experiment (:mod:`qnode_fw.testbed.
+node_experiment`; for a repeater chain: its memory links, and at the ends the application) and,
+with ``--out DIR``, writes the node's run record to ``DIR/nodes/<address>/`` (flushed at every
+status tick). The node's figures are in the ``experiment`` field of ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from qnode_fw.config import load_testbed
+from qnode_fw.control import LinkSettings
 from qnode_fw.testbed.lab import LabNode, node_address_of
 from qnode_fw.testbed.render import status_lines
 
@@ -35,22 +42,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the World server holding the simulated instruments (processes mode)")
     p.add_argument("--stop-on-peer-down", action="store_true",
                    help="stop when a peer that was up fails (crash, kill, lost network)")
+    p.add_argument("--missed-heartbeats", type=int, default=3, metavar="N",
+                   help="a peer silent for N heartbeat intervals (100 ms) is down (default 3)")
+    p.add_argument("--experiment", metavar="EXP.yaml", help="run this node's part of an experiment")
+    p.add_argument("--out", metavar="DIR", help="write the node's run record under DIR/nodes/<address>")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     address = node_address_of(args.node)
-    lab = LabNode(load_testbed(args.testbed), address, seed=args.seed, world=args.world)
+    settings = LinkSettings(missed_heartbeats=args.missed_heartbeats)
+    lab = LabNode(load_testbed(args.testbed), address, seed=args.seed, world=args.world,
+                  settings=settings)
+    role, record = None, None
+    if args.experiment is not None:
+        import qnode_fw.experiments  # noqa: F401  (registers the experiment kinds)
+        from qnode_fw.config.experiment import load_experiment
+        from qnode_fw.records import RunRecord
+        from qnode_fw.testbed.node_experiment import node_role
+
+        experiment = load_experiment(args.experiment)
+        if args.out is not None:
+            record = RunRecord(Path(args.out) / "nodes" / address)
+            record.write_config({"node": address, "testbed": str(Path(args.testbed).resolve()),
+                                 "experiment": str(Path(args.experiment).resolve()),
+                                 "seed": lab.seed, "world": args.world})
+            record.write_summary({"status": "running", "node": address})
+        role = lambda lab_node: node_role(lab_node, experiment, record)   # noqa: E731
 
     def tick(node) -> None:
         for line in status_lines({node.address: node.status()}):
             print(line, flush=True)
+        if lab.role is not None and hasattr(lab.role, "flush"):
+            lab.role.flush()
 
-    lab.run(args.duration, args.status_every, tick if args.status_every else None,
-            stop_on_peer_down=args.stop_on_peer_down)
+    try:
+        lab.run(args.duration, args.status_every, tick if args.status_every else None,
+                stop_on_peer_down=args.stop_on_peer_down, role=role)
+    finally:
+        if record is not None:
+            record.write_summary({"status": "stopped", "node": address,
+                                  "shutdown": lab.shutdown_reason, **(lab.role_result or {})})
+            record.close(export_ptu=False)
     status = lab.final_status or lab.node.status()
     if args.json:
-        print(json.dumps({**status.to_dict(), "shutdown": lab.shutdown_reason}))
+        print(json.dumps({**status.to_dict(), "shutdown": lab.shutdown_reason,
+                          "events": lab.loop.events_processed,
+                          **({"experiment": lab.role_result} if role is not None else {})}))
     else:
         print(f"node {address} stopped ({lab.shutdown_reason})")
     return 0 if lab.peer_failure is None else 1

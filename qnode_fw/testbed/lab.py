@@ -51,6 +51,8 @@ class LabNode:
         self.context = zmq.Context()
         self.authenticator: NodeAuthenticator | None = None
         identity, peer_keys = self._keys()
+        #: (this node's CURVE identity, peers' public keys) for the herald links, or None.
+        self.curve = (identity, peer_keys) if identity is not None else None
         self.remote_world = None
         if world is not None:
             from sim_backend.remote import RemoteWorld   # only a simulated testbed has a World
@@ -64,13 +66,17 @@ class LabNode:
         control = ZmqControlLink(address, self.loop, bind=self.config.control.endpoint, peers=peers,
                                  context=self.context, identity=identity, peer_keys=peer_keys,
                                  settings=settings)
-        streams = RandomStreams(testbed.config.seed if seed is None else seed)
+        self.seed = testbed.config.seed if seed is None else seed
+        streams = RandomStreams(self.seed)
         env = NodeEnvironment(self.loop, control, streams, self.remote_world,
                               link_costs(testbed.config.nodes))
         self.node = Node(self.config, env)
         self.shutdown_reason: str | None = None
         self.final_status = None          # the node's status just before it stopped
         self.peer_failure: PeerStatus | None = None   # the peer whose failure stopped the node
+        self._closing = False
+        self.role = None                  # the node's part in an experiment (node_experiment)
+        self.role_result: dict | None = None
         self._peers_seen_up: set[str] = set()
 
     def _keys(self) -> tuple[CurveIdentity | None, dict[str, bytes] | None]:
@@ -88,15 +94,19 @@ class LabNode:
 
     def request_shutdown(self, reason: str) -> None:
         """Thread- and signal-safe: stop the loop soon; :meth:`run` then stops the node."""
-        self.shutdown_reason = reason
+        if self._closing:
+            return                       # a second signal while the node is already closing
+        self.shutdown_reason = self.shutdown_reason or reason
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     def run(self, duration_s: float | None = None,
             every_s: float | None = None, on_tick: Callable[[Node], None] | None = None,
-            stop_on_peer_down: bool = False) -> None:
+            stop_on_peer_down: bool = False, role: Callable[["LabNode"], object] | None = None) -> None:
         """Start, run until a signal (or ``duration_s``), then stop everything in reverse order.
         ``stop_on_peer_down``: also stop when a peer that was up goes down other than by saying
-        goodbye (a crashed or killed node); the shutdown reason names it."""
+        goodbye (a crashed or killed node); the shutdown reason names it. ``role(lab)`` makes the
+        node's part in an experiment (:mod:`.node_experiment`): started after the node, finished
+        (``role_result``) before it stops."""
         restore = install_signal_handlers(self.request_shutdown)
         try:
             if self.authenticator is not None:
@@ -105,6 +115,9 @@ class LabNode:
                 self.node.control.add_status_handler(self._peer_status)
             self.node.start()
             try:
+                if role is not None:
+                    self.role = role(self)
+                    self.role.start()
                 if duration_s is not None:
                     self.loop.call_later(int(duration_s * S), self.request_shutdown, "duration")
                 if every_s and on_tick is not None:
@@ -113,9 +126,14 @@ class LabNode:
             finally:
                 event(log, logging.INFO, "node.shutdown", node=self.config.address,
                       reason=self.shutdown_reason or "loop ended")
-                self.final_status = self.node.status()
-                self.node.stop()
+                try:
+                    if self.role is not None:
+                        self.role_result = self.role.finish()
+                finally:
+                    self.final_status = self.node.status()
+                    self.node.stop()
         finally:
+            self._closing = True
             if self.remote_world is not None:
                 self.remote_world.close()
             if self.authenticator is not None:
