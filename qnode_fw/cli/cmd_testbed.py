@@ -10,6 +10,11 @@ experiment's ``duration_s``) and writes its run record under ``--out`` (default 
 terminal a progress bar and a status table show the run, ``--json`` prints exactly one summary
 object instead, ``--metrics-port`` serves Prometheus metrics while it runs. Exit 0 when the run
 completed with no wrong pair and no leaked qubit, 1 otherwise.
+
+With ``--processes`` every node runs as its own OS process (``qnode run``, the lab's deployment
+path) over ZeroMQ on loopback on the wall clock, the simulated physics in a World server process
+(:mod:`qnode_fw.testbed.processes`); ``--duration`` is then wall-clock seconds and the summary
+has the same fields.
 """
 
 from __future__ import annotations
@@ -37,10 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="directory for the experiment's run record (default runs/)")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics on 127.0.0.1:PORT while the experiment runs")
+    p.add_argument("--processes", action="store_true",
+                   help="one OS process per node over ZeroMQ on loopback, wall clock")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.processes:
+        from qnode_fw.testbed.processes import run_processes_command
+
+        return run_processes_command(args)
     if args.experiment is not None:
         return run_experiment_command(args)
     if args.duration is None:

@@ -17,8 +17,15 @@ A run, in order:
    --stop-on-peer-down``), each naming the dead node in its shutdown reason;
 4. the World server stops last and reports its counters.
 
+With an experiment (``--experiment EXP.yaml``) every node process runs its part of it
+(:mod:`.node_experiment`; the World server builds the physics those parts use) and writes its own
+record under ``nodes/<address>/``; once all have stopped the runner joins them into the run's
+summary, with the same fields as the virtual testbed's (``sim_time_s`` is then wall time: the
+processes run on the wall clock).
+
 Everything lands in a run directory: the runner's own record (``events.jsonl``: processes started
-and ended, ``summary.json``) and each process's output under ``logs/``.
+and ended, ``summary.json``), each node's record under ``nodes/`` and each process's output under
+``logs/``.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class ProcessSettings:
     start_timeout_s: float = 90.0       # World ready and every node started (imports, JIT caches)
     stop_timeout_s: float = 20.0        # from SIGTERM (or a peer's death) to every node gone
     status_every_s: float = 0.25        # node status lines: the first one says "started"
+    #: Heartbeats (100 ms) a peer may miss before it is down (3 s): a node's loop waits while a BSA
+    #: read waits for the World's horizon, and six processes share this machine's CPUs.
+    missed_heartbeats: int = 30
     log_level: str = "WARNING"
     python: str = sys.executable
 
@@ -95,6 +105,9 @@ class ProcessesResult:
     nodes: dict[str, NodeOutcome] = field(default_factory=dict)
     world: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    #: With an experiment: the run's summary (the virtual testbed's fields) and its details.
+    summary: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -154,14 +167,22 @@ class ProcessesTestbed:
 
     def __init__(self, testbed: LoadedTestbed, *, out_dir: str | Path, seed: int | None = None,
                  settings: ProcessSettings = ProcessSettings(),
-                 node_args: dict[str, list[str]] | None = None) -> None:
+                 node_args: dict[str, list[str]] | None = None,
+                 experiment: str | Path | None = None) -> None:
         self.testbed = testbed
         self.config = testbed.config
-        self.seed = self.config.seed if seed is None else int(seed)
         self.settings = settings
         self.node_args = node_args or {}
         self.files = {a: self._node_file(a) for a in self.config.addresses}
-        self.record = RunRecord.create(out_dir, f"{self.config.name}-processes")
+        self.experiment = None
+        self.experiment_path = None
+        if experiment is not None:
+            self.experiment_path = Path(experiment).resolve()
+            self.experiment = _load_experiment(self.experiment_path)
+        exp_seed = self.experiment.config.seed if self.experiment is not None else None
+        self.seed = int(seed) if seed is not None else (exp_seed if exp_seed is not None else self.config.seed)
+        name = self.experiment.config.name if self.experiment is not None else f"{self.config.name}-processes"
+        self.record = RunRecord.create(out_dir, name)
         self.logs = self.record.root / "logs"
         self.logs.mkdir()
         self.world: _Process | None = None
@@ -170,8 +191,14 @@ class ProcessesTestbed:
         self._t0 = time.monotonic_ns()
         self.run_started_ns: int | None = None
         self.stopped_ns: int | None = None
-        self.record.write_config({"testbed": self.config.model_dump(mode="json"), "seed": self.seed,
-                                  "mode": "processes"})
+        self._result: ProcessesResult | None = None
+        config: dict[str, Any] = {"run": {"mode": "processes", "seed": self.seed},
+                                  "testbed": self.config.model_dump(mode="json")}
+        if self.experiment is not None:
+            exp = self.experiment.config.model_dump(mode="json")
+            exp["params"] = self.experiment.params.model_dump(mode="json")
+            config["experiment"] = exp
+        self.record.write_config(config)
         self._summary("running")
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -206,7 +233,12 @@ class ProcessesTestbed:
 
     def _summary(self, status: str, **fields: Any) -> None:
         self.record.write_summary({"status": status, "mode": "processes", "testbed": self.config.name,
-                                   "seed": self.seed, **fields})
+                                   "seed": self.seed, "run_dir": str(self.record.root), **fields})
+
+    def _experiment_args(self) -> list[str]:
+        if self.experiment_path is None:
+            return []
+        return ["--experiment", str(self.experiment_path)]
 
     def start(self) -> None:
         """Start the World server and every node; return once every node has started."""
@@ -218,6 +250,9 @@ class ProcessesTestbed:
                     "--testbed", str(Path(self.testbed.document.file).resolve()),
                     "--world", str(self.world_endpoint), "--seed", str(self.seed), "--json",
                     "--stop-on-peer-down", "--status-every", str(self.settings.status_every_s),
+                    "--missed-heartbeats", str(self.settings.missed_heartbeats),
+                    *self._experiment_args(),
+                    *(["--out", str(self.record.root)] if self.experiment is not None else []),
                     *self.node_args.get(address, [])]
             self.nodes[address] = _Process(address, argv, self.logs)
             self._event("process.started", node=address, pid=self.nodes[address].pid)
@@ -228,7 +263,8 @@ class ProcessesTestbed:
     def _start_world(self) -> None:
         argv = [self.settings.python, "-m", "sim_backend.world_server",
                 str(Path(self.testbed.document.file).resolve()), "--bind", "tcp://127.0.0.1:0",
-                "--seed", str(self.seed), "--log-level", self.settings.log_level]
+                "--seed", str(self.seed), "--log-level", self.settings.log_level,
+                *self._experiment_args()]
         self.world = _Process("world", argv, self.logs, stdout_pipe=True)
         line = self._read_line(self.world, self.settings.start_timeout_s)
         try:
@@ -275,9 +311,12 @@ class ProcessesTestbed:
         return [a for a, p in self.nodes.items() if p.poll() is None]
 
     def kill(self, address: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to one node's process (a test's crash)."""
+        """Send ``sig`` to one node's process (a test's crash); a SIGKILL is waited for, so the
+        node counts as dead from here on (its peers then stop by themselves)."""
         self.nodes[address].signal(sig)
         self._event("process.signalled", node=address, signal=signal.Signals(sig).name)
+        if sig == signal.SIGKILL:
+            self.nodes[address].wait(5.0)
 
     def run_for(self, duration_s: float) -> None:
         """Let the testbed run; return early when a node process ends on its own."""
@@ -288,7 +327,10 @@ class ProcessesTestbed:
             time.sleep(0.05)
 
     def stop(self) -> ProcessesResult:
-        """Stop every node (SIGTERM at once), then the World server; collect what they said."""
+        """Stop every node (SIGTERM at once), then the World server; collect what they said.
+        A second call returns the first one's result."""
+        if self._result is not None:
+            return self._result
         if self.run_started_ns is not None and self.stopped_ns is None:
             self.stopped_ns = time.monotonic_ns()
         # A node that died takes its peers down by itself: give them the time to notice.
@@ -306,16 +348,22 @@ class ProcessesTestbed:
                 self._event("process.hung", node=address)
         result = self._collect()
         self._stop_world(result)
+        if self.experiment is not None:
+            self._merge(result)
         self._event("testbed.stopped", ok=result.ok, failures=result.failures)
-        self._summary("failed" if result.failures else "completed", ok=result.ok,
-                      failures=result.failures, run_time_s=result.run_time_s,
-                      wall_time_s=result.wall_time_s,
-                      nodes={a: {"returncode": o.returncode, "shutdown": o.shutdown,
-                                 "signal": o.signal} for a, o in result.nodes.items()},
-                      world=result.world)
+        fields: dict[str, Any] = {
+            "ok": result.ok, "failures": result.failures, "run_time_s": result.run_time_s,
+            "wall_time_s": result.wall_time_s, "world": result.world,
+            "nodes": {a: {"returncode": o.returncode, "shutdown": o.shutdown, "signal": o.signal}
+                      for a, o in result.nodes.items()}}
+        fields.update(result.summary or {})
+        if result.details:
+            fields["details"] = result.details
+        self._summary("failed" if result.failures else "completed", **fields)
         self.record.close(export_ptu=False)
         for proc in self.nodes.values():
             proc.close()
+        self._result = result
         return result
 
     def _stop_world(self, result: ProcessesResult) -> None:
@@ -337,6 +385,37 @@ class ProcessesTestbed:
             stream.close()
         self.world.close()
         self._event("process.ended", node="world", returncode=self.world.poll())
+
+    def _merge(self, result: ProcessesResult) -> None:
+        """Join the nodes' records into the run's summary (the virtual testbed's fields)."""
+        from .node_experiment import merge_repeater_chain, read_halves
+
+        params = self.experiment.params
+        figures = {a: (o.status or {}).get("experiment") or {} for a, o in result.nodes.items()}
+        halves = {a: read_halves(self.record.root, a) for a in (params.initiator, params.responder)}
+        merged = merge_repeater_chain(halves, params, figures)
+        # Pairs per second of generation: from the connection's establishment to the stop, both
+        # on the initiator's (testbed) clock.
+        init = figures.get(params.initiator, {})
+        run_s = result.run_time_s
+        gen_s = run_s
+        if init.get("established_ps") is not None and init.get("stopped_ps") is not None:
+            gen_s = max((init["stopped_ps"] - init["established_ps"]) / 1e12, 1e-9)
+        pairs = merged["pairs_delivered"]
+        leaked = sum(int(f.get("leaked_qubits") or 0) for f in figures.values())
+        events = sum(int((o.status or {}).get("events") or 0) for o in result.nodes.values())
+        result.summary = {
+            "experiment": self.experiment.config.name, "pairs_delivered": pairs,
+            "rate_hz": pairs / gen_s if gen_s > 0 else None,
+            "fidelity": merged.get("fidelity"), "fidelity_stderr": merged.get("fidelity_stderr"),
+            "chsh_s": None, "chsh_s_stderr": None, "wrong_pairs": merged["wrong_pairs"],
+            "leaked_qubits": leaked, "sim_time_s": run_s, "wall_time_s": result.wall_time_s,
+            "events": events + int(result.world.get("events") or 0),
+            "run_dir": str(self.record.root)}
+        result.details = {**merged, "generation_time_s": gen_s,
+                          "nodes": {a: {k: v for k, v in f.items() if k != "connection_events"}
+                                    for a, f in figures.items()},
+                          "connection_events": figures.get(params.initiator, {}).get("connection_events")}
 
     def _collect(self) -> ProcessesResult:
         now = time.monotonic_ns()
@@ -362,4 +441,78 @@ class ProcessesTestbed:
         return result
 
 
-__all__ = ["NodeOutcome", "ProcessSettings", "ProcessesResult", "ProcessesTestbed"]
+def run_processes_command(args: Any) -> int:
+    """``qnode testbed TESTBED.yaml --processes [--experiment EXP.yaml] [--seed] [--duration]
+    [--out] [--json]``: the run, its summary printed (``--json``: exactly the virtual testbed's
+    summary object), exit 0 when every node ended well (and, with an experiment, no wrong pair
+    and no leaked qubit)."""
+    from ..config import load_testbed
+    from .render import status_lines, topology_lines
+
+    loaded = load_testbed(args.testbed)
+    tb = ProcessesTestbed(loaded, out_dir=args.out, seed=args.seed, experiment=args.experiment)
+    duration = args.duration
+    if duration is None:
+        duration = tb.experiment.config.duration_s if tb.experiment is not None else 1.0
+    if not args.json:
+        print("\n".join(topology_lines(loaded.config)), flush=True)
+        print(f"starting the World server and {len(loaded.config.nodes)} node processes ...", flush=True)
+    try:
+        tb.start()
+    except BaseException:
+        tb.stop()
+        raise
+    tb.run_for(duration)
+    result = tb.stop()
+    if tb.experiment is not None:
+        from ..experiments import SUMMARY_FIELDS
+
+        summary = result.summary or {}
+        clean = result.ok and not summary.get("wrong_pairs") and not summary.get("leaked_qubits")
+        if args.json:
+            print(json.dumps({k: summary.get(k) for k in SUMMARY_FIELDS}))
+        else:
+            from ..experiments.summary_text import summary_lines
+
+            print("\n".join(summary_lines({**summary, "kind": tb.experiment.config.kind,
+                                           "details": result.details})))
+            for failure in result.failures:
+                print(f"  {failure}")
+        return 0 if clean else 1
+    statuses = result.statuses()
+    ok = result.ok and all(p["up"] or p["reason"] == "peer stopped"
+                           for st in statuses.values() for p in st["peers"].values())
+    if args.json:
+        print(json.dumps({"testbed": loaded.config.name, "seed": tb.seed, "ok": ok, "mode": "processes",
+                          "sim_time_s": result.run_time_s, "wall_time_s": round(result.wall_time_s, 3),
+                          "events": sum(int(s.get("events") or 0) for s in statuses.values())
+                          + int(result.world.get("events") or 0),
+                          "run_dir": str(result.run_dir), "failures": result.failures,
+                          "nodes": statuses}))
+    else:
+        print(f"after {result.run_time_s:.1f} s on the wall clock ({result.wall_time_s:.1f} s with "
+              f"start-up), run record {result.run_dir}:")
+        for address, st in statuses.items():
+            up = sum(1 for p in st["peers"].values() if p["up"] or p["reason"] == "peer stopped")
+            print(f"  {address:<10} {st['role']:<5} {up}/{len(st['peers'])} peers, stopped: {st.get('shutdown')}")
+        for failure in result.failures:
+            print(f"  {failure}")
+        print("every node ran and stopped cleanly" if ok else "some nodes failed")
+    return 0 if ok else 1
+
+
+def _load_experiment(path: Path):
+    import qnode_fw.experiments  # noqa: F401  (registers the experiment kinds)
+
+    from ..config.experiment import load_experiment
+
+    loaded = load_experiment(path)
+    if loaded.config.kind != "repeater_chain":
+        raise ConfigError(f"experiment kind {loaded.config.kind!r} runs on the virtual testbed only; "
+                          f"across node processes: repeater_chain", file=str(path), field="kind",
+                          expected="repeater_chain (or run without --processes)")
+    return loaded
+
+
+__all__ = ["NodeOutcome", "ProcessSettings", "ProcessesResult", "ProcessesTestbed",
+           "run_processes_command"]

@@ -1,0 +1,120 @@
+"""``qnode testbed --processes``: the 3-node memory repeater chain with one OS process per node
+(A, B, C and the BSA stations bsa-AB and bsa-BC: ``qnode run``, the lab's deployment path) plus
+the World server, over ZeroMQ on loopback, on the wall clock.
+
+Oracle for the physics across processes: on each link the BSA heralds a Ψ± in an attempt both
+ends emitted in with probability ``½·η_a·η_b``, ``η = collection · 10^(−0.2·L/10) · e`` for the
+fibre ``L`` (half the link) from each end to its station (dark counts, 100 Hz in a 5 ns window,
+add < 1e-6 per attempt). Only photons that two *processes* emitted at the same slot time and
+that reached the World before the station's read can give that rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qnode_fw.config import load_testbed
+from qnode_fw.errors import ConfigError
+from qnode_fw.records import load_run
+from qnode_fw.testbed.node_experiment import read_halves
+from qnode_fw.testbed.processes import ProcessesTestbed
+
+pytestmark = pytest.mark.processes
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTBED = ROOT / "configs" / "testbeds" / "chain-3node-processes.yaml"
+EXPERIMENT = ROOT / "configs" / "experiments" / "chain3-swap-processes.yaml"
+NODES = ["A", "bsa-AB", "B", "bsa-BC", "C"]
+
+
+def herald_probability(physics: dict, link_km: float) -> float:
+    eta = (physics["collection_efficiency"] * 10 ** (-physics["attenuation_db_per_km"] * link_km / 2 / 10)
+           * physics["detector"]["efficiency"])
+    return 0.5 * eta * eta
+
+
+@pytest.mark.slow
+def test_the_chain_delivers_pairs_with_a_process_per_node_and_the_link_physics_of_the_closed_form(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "qnode_fw.cli.main", "testbed", str(TESTBED),
+                          "--processes", "--experiment", str(EXPERIMENT), "--duration", "5",
+                          "--out", str(tmp_path), "--json"],
+                         capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    from qnode_fw.experiments import SUMMARY_FIELDS
+
+    assert list(summary) == list(SUMMARY_FIELDS)
+    assert summary["experiment"] == "chain3-swap-processes"
+    assert summary["pairs_delivered"] >= 10 and summary["wrong_pairs"] == 0
+    assert summary["leaked_qubits"] == 0
+    assert summary["chsh_s"] is None and 4.5 <= summary["sim_time_s"] <= 7
+    record = load_run(summary["run_dir"])
+    started = {e["node"]: e["pid"] for e in record.events_of("process.started")}
+    assert sorted(started) == sorted(NODES + ["world"])
+    assert len(set(started.values())) == 6 and not set(started.values()) & {0, 1}
+    details = record.summary["details"]
+    assert details["pairs_delivered"] == summary["pairs_delivered"]
+    physics = record.config["experiment"]["params"]["physics"]
+    figures = details["nodes"]
+    for a, b, station, km in (("A", "B", "bsa-AB", 2.0), ("B", "C", "bsa-BC", 3.0)):
+        link = f"{a}-{b}"
+        joint = set(figures[a]["links"][link]["attempt_ids"]) & set(figures[b]["links"][link]["attempt_ids"])
+        heralds = figures[station]["links"][link]["heralds"]
+        n, p = len(joint), herald_probability(physics, km)
+        assert n > 100
+        assert abs(heralds - n * p) <= 3 * math.sqrt(n * p * (1 - p)), (link, heralds, n, p)
+    # Every node ended by the runner's SIGTERM, none by a failure.
+    assert all(v["shutdown"] == "SIGTERM" and v["returncode"] == 0
+               for v in record.summary["nodes"].values())
+    assert record.summary["world"]["horizon_timeouts"] == 0
+
+
+@pytest.mark.slow
+def test_killing_a_node_leaves_readable_records_and_the_others_stop_naming_it(tmp_path):
+    tb = ProcessesTestbed(load_testbed(TESTBED), out_dir=tmp_path, experiment=EXPERIMENT)
+    try:
+        tb.start()
+        tb.run_for(3.0)
+        assert len(tb.alive()) == 5
+        tb.kill("B")
+        killed = time.monotonic()
+    finally:
+        result = tb.stop()
+    stopped_within = time.monotonic() - killed
+    assert "node B was killed by SIGKILL" in result.failures
+    for address in ("A", "bsa-AB", "bsa-BC", "C"):
+        outcome = result.nodes[address]
+        assert outcome.returncode == 1, outcome.log_tail
+        assert outcome.shutdown.startswith("peer B down: no heartbeat for "), outcome.shutdown
+        assert f"node {address} stopped: peer B down" in " ".join(result.failures)
+        assert outcome.status["peers"]["B"]["up"] is False
+    assert stopped_within < 30
+    # The runner's record, the killed node's and a survivor's all read back.
+    run = load_run(result.run_dir)
+    assert run.summary["status"] == "failed"
+    assert [e["signal"] for e in run.events_of("process.signalled")] == ["SIGKILL"]
+    ended = {e["node"]: e for e in run.events_of("process.ended")}
+    assert ended["B"]["signal"] == "SIGKILL"
+    b = load_run(result.run_dir / "nodes" / "B")
+    assert b.summary["status"] == "running"            # it never got to write another
+    assert b.events_of("role.started") and not b.events_of("role.finished")
+    a = load_run(result.run_dir / "nodes" / "A")
+    assert a.summary["status"] == "stopped" and a.summary["shutdown"].startswith("peer B down")
+    assert len(read_halves(result.run_dir, "A")) == a.summary["halves"] >= 1
+    assert result.summary["pairs_delivered"] >= 1 and result.summary["wrong_pairs"] == 0
+
+
+def test_a_kind_that_needs_one_clock_is_refused_before_any_process_starts(tmp_path):
+    with pytest.raises(ConfigError, match="runs on the virtual testbed only") as refused:
+        ProcessesTestbed(load_testbed(TESTBED), out_dir=tmp_path,
+                         experiment=ROOT / "configs" / "experiments" / "spdc-chsh.yaml")
+    assert refused.value.field == "kind" and refused.value.file.endswith("spdc-chsh.yaml")
+    assert not any(tmp_path.iterdir())
