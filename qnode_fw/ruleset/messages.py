@@ -123,6 +123,15 @@ def _bits(value: Any, key: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+_HEADER_FIELDS = ("type", "v", "ruleset_id", "tag", "seq", "sender", "pair_name")
+_FIELDS = {
+    PurificationResult.type: (*_HEADER_FIELDS, "sacrificed", "method", "result"),
+    SwapResult.type: (*_HEADER_FIELDS, "frame", "new_partner", "new_pair_name",
+                      "fidelity_estimate", "created_ps"),
+    Notice.type: (*_HEADER_FIELDS, "text"),
+}
+
+
 def message_from_wire(data: Any) -> RuleSetMessage:
     """Parse a wire dict into a message; :class:`ProtocolError` on anything malformed."""
     if not isinstance(data, dict):
@@ -132,6 +141,12 @@ def message_from_wire(data: Any) -> RuleSetMessage:
     try:
         if data.get("v") != WIRE_VERSION:
             raise ValueError(f"wire version {data.get('v')!r} unsupported (reads {WIRE_VERSION})")
+        allowed = _FIELDS.get(msg_type) if isinstance(msg_type, str) else None
+        if allowed is not None:
+            unknown = sorted(str(k) for k in data if k not in allowed)
+            if unknown:
+                # Refused, not ignored: no message carries anything but its own fields.
+                raise ValueError(f"unknown field(s) {unknown}")
         head = dict(ruleset_id=_str(data, "ruleset_id"), tag=_int(data, "tag"),
                     seq=_int(data, "seq"), sender=_str(data, "sender"))
         raw_name = data["pair_name"]
