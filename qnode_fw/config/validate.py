@@ -71,7 +71,8 @@ def errors_from_pydantic(exc: pydantic.ValidationError, doc: Document) -> list[C
         if err["type"] == "value_error":
             message = message.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = f"unknown key {path[-1]!r}"
+            # The raw location: a key the user wrote may itself look like a tag ("a[b").
+            message = f"unknown key {err['loc'][-1]!r}"
         elif err["type"] == "missing":
             message = "required field is missing"
         o = doc.origin(path)
