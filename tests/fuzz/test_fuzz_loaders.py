@@ -13,6 +13,7 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -140,3 +141,10 @@ def test_mutated_node_and_testbed_documents(which, data):
         parse_model(NodeConfig if which == "node" else TestbedConfig, doc)
     except ConfigError as exc:
         _config_error_names_a_line(exc)
+
+
+def test_unknown_key_that_looks_like_a_tag_is_named():
+    # Found by atheris: a key with "[" in it made the error report itself raise IndexError.
+    with pytest.raises(ConfigError) as info:
+        parse_model(NodeConfig, parse_yaml("-:[:", "fuzz.yaml"))
+    assert "unknown key '-:['" in str(info.value)
