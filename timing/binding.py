@@ -59,7 +59,8 @@ class BinderStats:
 @dataclass(slots=True)
 class _Emission:
     qubit: QubitAddress
-    t_ps: int
+    t_ps: int           # emission time on the node clock (goes into the pair's record)
+    deadline_ps: int    # expiry on the monotonic clock (the loop's, when there is a loop)
 
 
 class PairBinder:
@@ -116,7 +117,11 @@ class PairBinder:
         other = self._by_qubit.get(qubit)
         if other is not None:
             raise ValueError(f"qubit {qubit} is still waiting for attempt {other}'s herald")
-        self._pending[attempt_id] = _Emission(qubit, self.clock.now_ps() if t_ps is None else t_ps)
+        now = self.clock.now_ps()
+        t = now if t_ps is None else t_ps
+        # Expiry is timed on the loop's clock: the node clock is steered by clock sync and may
+        # step (a clock fault), which must neither hold a qubit longer nor free it early.
+        self._pending[attempt_id] = _Emission(qubit, t, self._mono_ps() + t + self.expiry_ps - now)
         self._by_qubit[qubit] = attempt_id
         self._arm_expiry()
 
@@ -126,8 +131,11 @@ class PairBinder:
         oldest = next(iter(self._pending.values()))
         # The binder's clock and the loop's may differ (simulated node clocks): wait the
         # remaining time, not until an absolute time on the wrong clock.
-        remaining = max(0, oldest.t_ps + self.expiry_ps - self.clock.now_ps())
+        remaining = max(0, oldest.deadline_ps - self._mono_ps())
         self._expiry_timer = self._loop.call_later(remaining, self._on_expiry_timer)
+
+    def _mono_ps(self) -> int:
+        return self._loop.now_ps() if self._loop is not None else self.clock.now_ps()
 
     def _on_expiry_timer(self) -> None:
         self._expiry_timer = None
@@ -136,11 +144,11 @@ class PairBinder:
 
     def expire(self) -> int:
         """Release every emission older than the expiry; returns how many."""
-        now = self.clock.now_ps()
+        now = self._mono_ps()
         n = 0
         while self._pending:
             attempt, em = next(iter(self._pending.items()))
-            if now - em.t_ps < self.expiry_ps:
+            if now < em.deadline_ps:
                 break
             del self._pending[attempt]
             del self._by_qubit[em.qubit]
