@@ -90,3 +90,25 @@ def test_drift_beyond_tolerance_is_reported_once_with_the_fitted_rate():
     assert drift[0].value < -50.0 and drift[0].limit == 50.0 and drift[0].at_ps > 100 * MS
     assert client.estimate().drift_ppm == pytest.approx(-200.0 / (1 + 200e-6), abs=5.0)
     assert not [f for f in seen if f.kind == "jump"]   # a rate change is continuous: no step
+
+
+@pytest.mark.parametrize("jump_us", [-500_000.0, 500_000.0])
+def test_a_clock_jump_never_holds_a_qubit_past_its_expiry(jump_us):
+    """The binder's expiry runs on the loop's monotonic time, not on the node clock that sync
+    steers: a step of the node clock neither holds a waiting qubit longer nor frees it early."""
+    from qnode_fw.addresses import QubitAddress
+    from timing.binding import PairBinder
+    from timing.frames import link_id_for
+
+    loop = EventLoop(VirtualClock())
+    node = SimulatedClock(loop.clock, offset_ps=7 * MS)
+    released = []
+    binder = PairBinder("A", "A-B", link_id_for("A-B"), "B", "bsa", node,
+                        on_pair_ready=lambda ev: None, release=released.append,
+                        expiry_ps=2 * MS, loop=loop)
+    apply_yaml(loop, node, f"clocks: [{{node: A, at_s: 0.0005, jump_us: {jump_us}}}]")
+    loop.call_at(0, binder.record_emission, 1, QubitAddress(0, 3))
+    loop.run_until(2 * MS - 1)
+    assert released == []                       # not early
+    loop.run_until(2 * MS)
+    assert released == [QubitAddress(0, 3)]     # not late
