@@ -144,3 +144,59 @@ def test_herald_faults_never_bind_wrongly_or_hold_a_qubit(drop, dup, reorder, de
         for r in ready:
             assert outcomes[r.attempt_id] not in (Outcome.FAILURE,)
             assert r.qubit == QubitAddress(0, r.attempt_id) and r.name.timestamp_ps == r.attempt_id * 100 * US
+
+
+def test_the_same_shim_works_on_zeromq_links_and_herald_endpoints():
+    """Processes mode: real ZeroMQ sockets on loopback, wall clock; the plan's control faults
+    are recovered by the link, herald faults are counted by the receiver's window."""
+    import zmq
+
+    from qnode_fw.clock import WallClock
+    from qnode_fw.control import ZmqControlLink
+    from timing.herald_link import ZmqHeraldEndpoint
+
+    ctx = zmq.Context()
+    loop = EventLoop(WallClock())
+    settings_ = LinkSettings(heartbeat_ps=20 * MS, missed_heartbeats=20, retransmit_ps=5 * MS,
+                             max_retransmits=50)
+    a = ZmqControlLink("A", loop, bind="tcp://127.0.0.1:0", peers={"B": None}, context=ctx,
+                       settings=settings_)
+    a.start()
+    b = ZmqControlLink("B", loop, bind="tcp://127.0.0.1:0", peers={"A": a.address},
+                       context=ctx, settings=settings_)
+    b.start()
+    station = ZmqHeraldEndpoint("bsa", "A-B", bind="tcp://127.0.0.1:0", context=ctx)
+    end = ZmqHeraldEndpoint("A", "A-B", connect={"bsa": station.address}, context=ctx)
+    station.attach(loop)
+    end.attach(loop)
+    got, frames = [], []
+    a.on_message = lambda p, t, pl: got.append(pl["i"])
+    end.subscribe(FrameType.HERALD, lambda p, f: frames.append(f.attempt_id))
+    applied = apply_fault_plan(parse_fault_string("drop=0.3,dup=0.2,reorder=0.3,reorder_us=2000"),
+                               FaultTargets(loop, RandomStreams(8), control_links={"A": a, "B": b},
+                                            herald_endpoints=[station]))
+    try:
+        end.send("bsa", FrameType.SYNC_REQUEST, 0, 0)      # the station learns the route to A
+        deadline = loop.now_ps() + 3000 * MS
+        while loop.now_ps() < deadline and not station.window("A").highest:
+            loop.run_until(loop.now_ps() + 5 * MS)
+        for i in range(40):
+            b.send("A", "x", {"i": i})
+            station.send("A", FrameType.HERALD, i, i)
+        while loop.now_ps() < deadline and len(got) < 40:
+            loop.run_until(loop.now_ps() + 5 * MS)
+        loop.run_until(loop.now_ps() + 20 * MS)         # late copies land
+        assert got == list(range(40))
+        herald = applied.message_stats("herald")
+        assert herald.messages == 40 and herald.dropped and herald.duplicated and herald.reordered
+        # Each herald that was not dropped arrives exactly once; every extra copy is a counted
+        # duplicate at the receiving end.
+        assert sorted(frames) == sorted(set(frames)) and len(frames) == 40 - herald.dropped
+        assert end.stats.duplicates == herald.duplicated
+    finally:
+        for x in (a, b):
+            x.stop()
+        for ep in (end, station):
+            ep.close()
+        loop.close()
+        ctx.term()
