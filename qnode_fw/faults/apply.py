@@ -142,6 +142,9 @@ def apply_fault_plan(plan: FaultPlan, targets: FaultTargets) -> AppliedFaults:
         where = f"faults.instruments[{i}]"
         if not mine(fault.node, f"{where}.node"):
             continue
+        if fault.node is None and targets.only_node is not None and not any(
+                name == fault.instrument for _, name in (*targets.emulators, *targets.instruments)):
+            continue  # processes mode: the node that has this instrument applies it
         arm = _instrument_arm(fault, targets, applied, streams, f"{where}.instrument")
 
         def fire(fault: InstrumentFault = fault, arm: Callable[[], int] = arm) -> None:

@@ -197,3 +197,20 @@ def test_a_plan_naming_what_is_not_there_is_refused_at_apply():
     with pytest.raises(ConfigError, match="no node 'Z'"):
         apply_fault_plan(parse_fault_plan_yaml("clocks: [{node: Z, jump_us: 1}]"),
                          FaultTargets(loop, RandomStreams(1), nodes=["A"]))
+
+
+def test_in_processes_mode_each_node_applies_only_its_own_entries():
+    loop = EventLoop(VirtualClock())
+    tagger, _ = _sim_tagger()
+    plan = parse_fault_plan_yaml(
+        "instruments: [{node: A, instrument: dev, fault: timeout},"
+        " {instrument: tagger, fault: error}, {instrument: dev, fault: garbage}]\n"
+        "clocks: [{node: A, jump_us: 3}]")
+    # Node B's process: A's entries and an instrument B does not have are left to others.
+    applied = apply_fault_plan(plan, FaultTargets(loop, RandomStreams(1), nodes=["A", "B"],
+                                                  instruments={("B", "tagger"): tagger},
+                                                  only_node="B"))
+    loop.run_until(10**9)
+    assert [(e.kind, e.target) for e in applied.log] == [("instrument", "tagger")]
+    with pytest.raises(InstrumentError, match="injected"):
+        tagger.set_trigger_level_v(1, 0.1)
