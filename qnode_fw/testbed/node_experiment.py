@@ -244,7 +244,7 @@ class RepeaterChainNode(NodeRole):
                "responder" if self.address == self.params.responder else "link",
                "halves": len(self.halves), "leaked_qubits": leaked, "links": link_stats,
                "requested_ps": self.requested_ps, "established_ps": self.established_ps,
-               "stopped_ps": stopped_ps,
+               "stopped_ps": stopped_ps, "world_calls": self._world_calls(),
                "connection_events": self.connection_events,
                "durations_ps": self._durations()}
         self._log("role.finished", **{k: v for k, v in out.items() if k != "links"})
@@ -258,6 +258,15 @@ class RepeaterChainNode(NodeRole):
         reserved = {q for qs in manager.held().values() for q in qs} if manager else set()
         app = self.api.held_qubits() if self.api is not None else set()
         return len(held | app) + len(reserved)
+
+    def _world_calls(self) -> dict[str, Any]:
+        """Round trips to the World server (measurements, tagger reads) and their mean wait."""
+        client = getattr(self.node.env.world, "client", None)
+        if client is None:
+            return {}
+        st = client.stats
+        return {"calls": st.calls, "casts": st.casts,
+                "mean_wait_us": st.call_wait_ns / st.calls / 1000 if st.calls else None}
 
     def _durations(self) -> dict[str, int]:
         """The QNIC operation times the physics takes (BSM and corrections), for the latency

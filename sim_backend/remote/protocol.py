@@ -72,7 +72,7 @@ class Mode(str, Enum):
 
 #: Every method a client may invoke, per instrument kind (``world`` is the World itself).
 METHODS: dict[str, dict[str, Mode]] = {
-    "qnic": {"init": Mode.CAST, "gate": Mode.CALL, "measure": Mode.CALL, "move": Mode.CALL,
+    "qnic": {"init": Mode.CAST, "gate": Mode.CAST, "measure": Mode.CALL, "move": Mode.CAST,
              "emit": Mode.CAST, "absorb": Mode.CAST},
     "time_tagger": {"set_trigger_level_v": Mode.CALL, "set_dead_time_ps": Mode.CALL,
                     "set_input_delay_ps": Mode.HORIZON, "start_stream": Mode.HORIZON,

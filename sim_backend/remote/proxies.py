@@ -8,10 +8,11 @@ included). Every operation is stamped with the node's hardware clock
 (:class:`~sim_backend.remote.timebase.HardwareClock`).
 
 What never changes after opening (qubit count and roles, operation durations, channel lists, port
-counts) comes with the OPENED reply and is answered locally. Emission, absorption and
-initialisation are casts (no round trip: they are the per-attempt hot path, a failed attempt
-re-initialises its qubit), so their index and role are checked here, with the errors
-:class:`~sim_backend.qnic.SimQNIC` raises.
+counts) comes with the OPENED reply and is answered locally. Only a measurement needs an answer:
+emission, absorption, initialisation, gates and moves are casts (no round trip: emissions and
+re-initialisations are the per-attempt hot path, gates and moves the swap's and purification's),
+so what :class:`~sim_backend.qnic.SimQNIC` would refuse them for (index, arity, role) is checked
+here first, with the same errors.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class _Remote:
     """What every proxy shares: its handle in the server and how to reach it."""
 
     kind: str
+    model = "sim"        # a node file asks for model sim; where the instrument lives is not its concern
 
     def _setup(self, world: Any, handle: int, info: dict[str, Any]) -> None:
         self._world = world
@@ -82,7 +84,17 @@ class RemoteQNIC(_Remote, QNIC):
         self._call("init", int(index))
 
     def gate(self, gate: Gate, *indices: int) -> None:
-        self._call("gate", Gate(gate), *(int(i) for i in indices))
+        gate = Gate(gate)
+        command = f"{gate.value} {' '.join(map(str, indices))}"
+        if len(indices) != gate.num_qubits:
+            raise InstrumentError(f"gate {gate.value} takes {gate.num_qubits} qubit(s), got {len(indices)}",
+                                  resource=self.resource, command=command)
+        if len(set(indices)) != len(indices):
+            raise InstrumentError("a two-qubit gate needs two different qubits", resource=self.resource,
+                                  command=command)
+        for i in indices:
+            self._check_index(i, command)
+        self._call("gate", gate, *(int(i) for i in indices))
 
     def measure(self, index: int, basis: Basis = Basis.Z) -> int:
         return int(self._call("measure", int(index), Basis(basis)))
@@ -102,6 +114,14 @@ class RemoteQNIC(_Remote, QNIC):
         self._call(operation, int(index), int(attempt_id))
 
     def move(self, source: int, destination: int) -> None:
+        command = f"move {source} {destination}"
+        self._check_index(source, command)
+        self._check_index(destination, command)
+        if source == destination:
+            raise InstrumentError("move needs two different qubits", resource=self.resource, command=command)
+        if int(destination) in self._communication:
+            raise QubitRoleError(f"move destination {destination} is not a storage qubit",
+                                 resource=self.resource, command=command)
         self._call("move", int(source), int(destination))
 
     def duration_ps(self, operation: str) -> int:

@@ -167,6 +167,43 @@ def test_a_read_waits_for_a_photon_still_on_its_way_from_a_node():
     assert stats["memory_links"]["A-B"]["attempts"] == 1
 
 
+def _load_qnic_checks():
+    """The QNIC conformance checks of tests/drivers, as they are (a file, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "drivers" / "qnic_conformance.py"
+    spec = importlib.util.spec_from_file_location("qnic_conformance_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.QNIC_CHECKS
+
+
+QNIC_CHECKS = _load_qnic_checks()
+
+
+@pytest.fixture(scope="module")
+def remote_qnic():
+    """A noiseless simulated QNIC in a World server, opened through the driver registry by a
+    node whose DriverContext holds the RemoteWorld."""
+    ctx = zmq.Context()
+    with ServerThread(context=ctx) as srv:
+        a = node(srv.endpoint, "A", ctx)
+        ideal = {k: math.inf for k in ("communication_t1_ps", "communication_t2_ps",
+                                       "storage_t1_ps", "storage_t2_ps")}
+        ideal.update(single_qubit_gate_error=0.0, two_qubit_gate_error=0.0, measurement_error=0.0,
+                     move_error=0.0)
+        yield open_on(a, "qnic", "qnic0", node="A", num_qubits=2, communication_qubits=[0],
+                      memory=ideal)
+        a.close()
+    ctx.term()
+
+
+@pytest.mark.parametrize("check", QNIC_CHECKS, ids=[c.__name__.removeprefix("check_") for c in QNIC_CHECKS])
+def test_the_remote_qnic_passes_the_qnic_conformance_checks_unchanged(remote_qnic, check):
+    check(remote_qnic)
+
+
 def test_errors_come_back_typed_with_resource_and_command():
     ctx = zmq.Context()
     with ServerThread(memory_link, context=ctx) as srv:
@@ -175,10 +212,13 @@ def test_errors_come_back_typed_with_resource_and_command():
         with pytest.raises(QubitRoleError, match="storage qubit"):
             q.emit(2, 1)                              # checked locally: a cast has no reply
         with pytest.raises(InstrumentError) as bad_gate:
-            q.gate(Gate.CNOT, 1, 1)                   # refused by the SimQNIC in the server
+            q.gate(Gate.CNOT, 1, 1)                   # a cast too: checked as the SimQNIC does
         assert bad_gate.value.resource == "sim://A/qnic0" and bad_gate.value.command == "CNOT 1 1"
-        with pytest.raises(InstrumentError, match="out of range"):
-            q.measure(5)
+        with pytest.raises(QubitRoleError, match="not a storage qubit"):
+            q.move(1, 0)
+        with pytest.raises(InstrumentError, match="out of range") as bad_measure:
+            q.measure(5)                              # a call: refused by the SimQNIC in the server
+        assert bad_measure.value.command == "measure"
         assert q.measure(0) in (0, 1) and q.duration_ps("CNOT") > 0 and q.role(1).value == "storage"
         with pytest.raises(ProtocolError, match="does not belong to node A") as foreign:
             open_instrument(InstrumentSpec("B/qnic0", "qnic", "sim", "sim", {}, {"node": "B"}),
