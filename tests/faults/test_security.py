@@ -21,7 +21,7 @@ from qnode_fw.loop import EventLoop
 from qnode_fw.ruleset.builders import chain_rulesets
 from qnode_fw.ruleset.bus import InProcessBus
 from qnode_fw.ruleset.executor import RuleSetExecutor
-from qnode_fw.ruleset.messages import SwapResult, message_from_wire
+from qnode_fw.ruleset.messages import message_from_wire
 from qnode_fw.units import MS, US
 from sim_backend.chain_testbed import chain
 from test_properties import Oracle, OracleQNIC

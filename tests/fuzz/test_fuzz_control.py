@@ -14,7 +14,7 @@ from conftest import fuzz
 from fuzz_inputs import dumps, json_values, mutate
 from qnode_fw.clock import VirtualClock
 from qnode_fw.control import InProcessNetwork, LinkSettings
-from qnode_fw.control.envelope import Envelope, Kind, decode
+from qnode_fw.control.envelope import Envelope, decode
 from qnode_fw.errors import ProtocolError
 from qnode_fw.loop import EventLoop
 from qnode_fw.ruleset.messages import message_from_wire

@@ -14,7 +14,6 @@ from conftest import fuzz
 from fuzz_inputs import json_values, mutate
 from qnode_fw.connection.qos import QoS
 from qnode_fw.errors import ProtocolError
-from qnode_fw.units import MS
 from sim_backend.chain_testbed import chain
 
 _CAPTURED: dict[str, list[tuple[str, dict]]] = {}
@@ -46,7 +45,7 @@ def _deep_mutations(body: dict) -> st.SearchStrategy:
     return out
 
 
-def _fresh_node(msg_type: str):
+def _fresh_node():
     tb = chain(3)
     tb.nodes["A"].manager.request(tb.nodes["C"].name, QoS(50, 0.8, count=2))
     tb.run(1)     # the request is on its way: B and C know the connection id
@@ -54,7 +53,7 @@ def _fresh_node(msg_type: str):
 
 
 def _fuzz(msg_type: str, body: dict, sender: str, receiver: str) -> None:
-    tb = _fresh_node(msg_type)
+    tb = _fresh_node()
     handler = tb.nodes[receiver].link._handlers[msg_type]
     try:
         handler(sender, msg_type, body)
