@@ -1,10 +1,25 @@
-"""Strategies for hostile input shared by the fuzz tests (and the atheris harness)."""
+"""Strategies for hostile input shared by the fuzz tests, and their settings.
+
+``QNODE_FUZZ=ci`` (the default) gives each fuzz test the number of examples it names, sized so
+that all of them together take a few seconds in ``make test``; ``QNODE_FUZZ=deep`` runs 50 times
+as many for a soak before a release.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+_SCALE = {"ci": 1, "deep": 50}[os.environ.get("QNODE_FUZZ", "ci")]
+
+
+def fuzz(examples: int) -> settings:
+    return settings(max_examples=examples * _SCALE, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))

@@ -10,8 +10,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import fuzz
-from fuzz_inputs import dumps, json_values, mutate
+from fuzz_inputs import dumps, fuzz, json_values, mutate
 from qnode_fw.clock import VirtualClock
 from qnode_fw.control import InProcessNetwork, LinkSettings
 from qnode_fw.control.envelope import Envelope, decode

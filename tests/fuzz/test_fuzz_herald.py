@@ -11,7 +11,7 @@ import zlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import fuzz
+from fuzz_inputs import fuzz
 from qnode_fw.clock import VirtualClock
 from qnode_fw.errors import ProtocolError
 from qnode_fw.loop import EventLoop

@@ -18,8 +18,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import fuzz
-from fuzz_inputs import json_values
+from fuzz_inputs import fuzz, json_values
 from qnode_fw.config import NodeConfig, TestbedConfig, parse_model, parse_yaml
 from qnode_fw.errors import ConfigError, RuleSetError
 from qnode_fw.ruleset.builders import chain_rulesets

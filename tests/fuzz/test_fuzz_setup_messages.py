@@ -10,8 +10,7 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import fuzz
-from fuzz_inputs import json_values, mutate
+from fuzz_inputs import fuzz, json_values, mutate
 from qnode_fw.connection.qos import QoS
 from qnode_fw.errors import ProtocolError
 from sim_backend.chain_testbed import chain
