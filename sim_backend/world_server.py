@@ -402,6 +402,7 @@ class WorldServer:
         """Server counters and what the World did (attempts per memory link, lost emissions)."""
         out = asdict(self.stats)
         out["nodes"] = sorted(c.node for c in self.clients.values() if not c.stale)
+        out["curve"] = self.curve is not None
         out["memory_links"] = {n: {"attempts": l.attempts,
                                    "interfered": sum(1 for r in l.record if r[1] is not None),
                                    "outcomes": _outcome_counts(l.record)}

@@ -124,3 +124,35 @@ def test_a_kind_that_needs_one_clock_is_refused_before_any_process_starts(tmp_pa
                          experiment=ROOT / "configs" / "experiments" / "spdc-chsh.yaml")
     assert refused.value.field == "kind" and refused.value.file.endswith("spdc-chsh.yaml")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_plain_testbed_with_curvezmq_keys_runs_with_a_world_server_and_prints_the_json_status(tmp_path):
+    """Nodes, heartbeats and status only; the testbed has keys, so the control links, the World
+    connection (the server's keypair is written beside the nodes') and its ZAP allowlist are
+    CurveZMQ."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab_node_testbed", ROOT / "tests" / "runtime" /
+                                                  "test_lab_node.py")
+    lab_tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab_tests)          # the two-node CurveZMQ testbed of the lab tests
+    QNODE = lab_tests.QNODE
+    testbed = lab_tests.write_testbed(tmp_path)
+    subprocess.run(QNODE + ["keys", "generate", str(tmp_path / "keys"), "--testbed", str(testbed)],
+                   check=True, capture_output=True, timeout=60)
+    run = subprocess.run(QNODE + ["testbed", str(testbed), "--processes", "--duration", "1",
+                                  "--out", str(tmp_path / "runs"), "--json"],
+                         capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    status = json.loads(run.stdout.strip().splitlines()[-1])
+    assert status["ok"] and status["mode"] == "processes" and status["failures"] == []
+    assert set(status["nodes"]) == {"A", "B", "bsa"}
+    assert all(p["up"] or p["reason"] == "peer stopped"
+               for st in status["nodes"].values() for p in st["peers"].values())
+    assert (tmp_path / "keys" / "world.key_secret").exists()
+    world_log = (Path(status["run_dir"]) / "logs" / "world.stderr").read_text()
+    assert "Traceback" not in world_log
+    record = load_run(status["run_dir"])
+    world = record.summary["world"]
+    assert world["curve"] and world["clients"] == 3 and world["refused"] == 0
