@@ -14,7 +14,8 @@ completed with no wrong pair and no leaked qubit, 1 otherwise.
 With ``--processes`` every node runs as its own OS process (``qnode run``, the lab's deployment
 path) over ZeroMQ on loopback on the wall clock, the simulated physics in a World server process
 (:mod:`qnode_fw.testbed.processes`); ``--duration`` is then wall-clock seconds and the summary
-has the same fields.
+has the same fields. ``--netns`` (as root) puts each node in its own network namespace, joined by
+veth pairs on a bridge, with netem delays equal to the fibre delays (:mod:`qnode_fw.testbed.netns`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="serve Prometheus metrics on 127.0.0.1:PORT while the experiment runs")
     p.add_argument("--processes", action="store_true",
                    help="one OS process per node over ZeroMQ on loopback, wall clock")
+    p.add_argument("--netns", action="store_true",
+                   help="with --processes, as root: each node in its own network namespace, "
+                        "netem delay = fibre delay between nodes sharing fibre")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.processes:
+    if args.processes or args.netns:
         from qnode_fw.testbed.processes import run_processes_command
 
         return run_processes_command(args)

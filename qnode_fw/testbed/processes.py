@@ -168,7 +168,8 @@ class ProcessesTestbed:
     def __init__(self, testbed: LoadedTestbed, *, out_dir: str | Path, seed: int | None = None,
                  settings: ProcessSettings = ProcessSettings(),
                  node_args: dict[str, list[str]] | None = None,
-                 experiment: str | Path | None = None) -> None:
+                 experiment: str | Path | None = None, netns: bool = False,
+                 netns_delays: bool = True) -> None:
         self.testbed = testbed
         self.config = testbed.config
         self.settings = settings
@@ -183,6 +184,13 @@ class ProcessesTestbed:
         self.seed = int(seed) if seed is not None else (exp_seed if exp_seed is not None else self.config.seed)
         name = self.experiment.config.name if self.experiment is not None else f"{self.config.name}-processes"
         self.record = RunRecord.create(out_dir, name)
+        self.testbed_file = Path(self.testbed.document.file).resolve()
+        self.bind_host = "127.0.0.1"
+        self.netns = None
+        if netns:
+            from .netns import NetnsTestbed
+
+            self.netns = NetnsTestbed(testbed, self.record.root, with_delays=netns_delays)
         self.logs = self.record.root / "logs"
         self.logs.mkdir()
         self.world: _Process | None = None
@@ -243,17 +251,26 @@ class ProcessesTestbed:
     def start(self) -> None:
         """Start the World server and every node; return once every node has started."""
         self._ensure_world_keys()
+        if self.netns is not None:
+            self.netns.setup()
+            self.testbed_file = self.netns.derived_testbed()
+            self.bind_host = self.netns.world_ip
+            self._event("netns.ready", bridge=self.netns.bridge, delayed=self.netns.with_delays,
+                        nodes={a: {"namespace": n.namespace, "ip": n.ip} for a, n in self.netns.nodes.items()},
+                        delays_us={f"{x}->{y}": d / 1e6 for (x, y), d in sorted(self.netns.delays.items())})
         self._start_world()
         for address in self.config.addresses:
             argv = [self.settings.python, "-m", "qnode_fw.cli.main", "--log-level",
                     self.settings.log_level, "run", str(self.files[address]),
-                    "--testbed", str(Path(self.testbed.document.file).resolve()),
+                    "--testbed", str(self.testbed_file),
                     "--world", str(self.world_endpoint), "--seed", str(self.seed), "--json",
                     "--stop-on-peer-down", "--status-every", str(self.settings.status_every_s),
                     "--missed-heartbeats", str(self.settings.missed_heartbeats),
                     *self._experiment_args(),
                     *(["--out", str(self.record.root)] if self.experiment is not None else []),
                     *self.node_args.get(address, [])]
+            if self.netns is not None:
+                argv = self.netns.wrap(address, argv)
             self.nodes[address] = _Process(address, argv, self.logs)
             self._event("process.started", node=address, pid=self.nodes[address].pid)
         self._wait_started()
@@ -262,7 +279,7 @@ class ProcessesTestbed:
 
     def _start_world(self) -> None:
         argv = [self.settings.python, "-m", "sim_backend.world_server",
-                str(Path(self.testbed.document.file).resolve()), "--bind", "tcp://127.0.0.1:0",
+                str(self.testbed_file), "--bind", f"tcp://{self.bind_host}:0",
                 "--seed", str(self.seed), "--log-level", self.settings.log_level,
                 *self._experiment_args()]
         self.world = _Process("world", argv, self.logs, stdout_pipe=True)
@@ -363,6 +380,8 @@ class ProcessesTestbed:
         self.record.close(export_ptu=False)
         for proc in self.nodes.values():
             proc.close()
+        if self.netns is not None:
+            self.netns.teardown()
         self._result = result
         return result
 
@@ -450,7 +469,8 @@ def run_processes_command(args: Any) -> int:
     from .render import status_lines, topology_lines
 
     loaded = load_testbed(args.testbed)
-    tb = ProcessesTestbed(loaded, out_dir=args.out, seed=args.seed, experiment=args.experiment)
+    tb = ProcessesTestbed(loaded, out_dir=args.out, seed=args.seed, experiment=args.experiment,
+                          netns=getattr(args, "netns", False))
     duration = args.duration
     if duration is None:
         duration = tb.experiment.config.duration_s if tb.experiment is not None else 1.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import signal
+import os
 import subprocess
 import sys
 import time
@@ -156,3 +156,50 @@ def test_plain_testbed_with_curvezmq_keys_runs_with_a_world_server_and_prints_th
     record = load_run(status["run_dir"])
     world = record.summary["world"]
     assert world["curve"] and world["clients"] == 3 and world["refused"] == 0
+
+
+def _netem_available() -> bool:
+    probe = "qnode-netem-probe"
+    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
+        return False
+    try:
+        return subprocess.run(["tc", "-n", probe, "qdisc", "add", "dev", "lo", "root", "netem", "delay",
+                               "1us"], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="--netns creates network namespaces: root only")
+def test_netns_puts_each_node_in_its_own_namespace_and_removes_them_after(tmp_path):
+    """With the kernel's netem the fibre delays are on each node's interface (A: 9.794 us to B,
+    4.897 us to bsa-AB); a kernel without it is named in the error, and the namespaces still run
+    without delays."""
+    netem = _netem_available()
+    tb = ProcessesTestbed(load_testbed(ROOT / "configs" / "testbeds" / "chain-3node-sim.yaml"),
+                          out_dir=tmp_path, netns=True, netns_delays=netem)
+    try:
+        tb.start()
+        for address, proc in tb.nodes.items():
+            ns = subprocess.run(["ip", "netns", "identify", str(proc.pid)], capture_output=True,
+                                text=True).stdout.strip()
+            assert ns == tb.netns.nodes[address].namespace
+        assert len({n.ip for n in tb.netns.nodes.values()}) == 5
+        if netem:
+            qdiscs = tb.netns.qdiscs("A")
+            assert "delay 9.8us" in qdiscs and "delay 4.9us" in qdiscs, qdiscs
+        tb.run_for(1.0)
+        namespaces = [n.namespace for n in tb.netns.nodes.values()]
+    finally:
+        result = tb.stop()
+    assert result.ok, result.failures
+    assert all(p["up"] or p["reason"] == "peer stopped"
+               for st in result.statuses().values() for p in st["peers"].values())
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(ns in left for ns in namespaces)
+    if not netem:
+        run = subprocess.run([sys.executable, "-m", "qnode_fw.cli.main", "testbed",
+                              str(ROOT / "configs" / "testbeds" / "chain-3node-sim.yaml"), "--netns",
+                              "--out", str(tmp_path / "cli")], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+        assert run.returncode == 1 and "sch_netem" in run.stderr
