@@ -20,9 +20,13 @@ loopback on the wall clock. Per end-to-end pair, from the two ends' run records:
 * **connection setup**: the application's request to the connection's establishment at A (two
   passes A -> B -> C -> B -> A).
 
+* **World round trip**: how long a node waits for the World server's answer (B's measurements in
+  the swap, the stations' tagger reads): part of every figure above, and the simulation's part -
+  on a lab node the QNIC and tagger are local.
+
 Baseline, same run: the raw ZeroMQ one-way latency (DEALER -> ROUTER, TCP loopback, 56-byte
 messages, one at a time), the floor of any message between two of these processes; four of them
-for the setup's four hops. Reference: the fibre delay of the chain's 5 km.
+for the setup's four hops, two for a round trip. Reference: the fibre delay of the chain's 5 km.
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ def _chain(duration_s: float) -> dict:
                 "pairs": result.summary["pairs_delivered"], "failures": result.failures,
                 "run_s": result.run_time_s, "wall_s": result.wall_time_s,
                 "herald_us": result.details["nodes"]["A"]["links"]["A-B"]["herald_latency_us_mean"],
+                "world_call_us": {n: (f.get("world_calls") or {}).get("mean_wait_us")
+                                  for n, f in result.details["nodes"].items()},
                 "horizon_waits": result.world.get("horizon_waits", 0),
                 "horizon_wait_ms_mean": (result.world.get("horizon_wait_ns", 0)
                                          / max(1, result.world.get("horizon_waits", 0)) / 1e6)}
@@ -122,6 +128,12 @@ def run(quick: bool = False) -> list[Figure]:
                "control link, A's executor, the hand-over, and A's herald if it came after B's"),
         Figure("app_latency_swap_to_delivery_p99", round(_pct(swap, 0.99), 1), "us",
                "raw_zmq_one_way_latency_p99", round(raw99, 1), "as the p50"),
+        Figure("app_world_round_trip_mean_at_B", round(chain["world_call_us"].get("B") or float("nan"), 1),
+               "us", "raw_zmq_round_trip_p50", round(2 * raw50, 1),
+               "one request to the World server and its reply as B's swap waits for it (its two "
+               "measurements); a lab node's QNIC is local, so this part of the overheads above is "
+               "the simulation's. Per node: " + ", ".join(
+                   f"{n} {v:.0f} us" for n, v in chain["world_call_us"].items() if v is not None)),
         Figure("app_connection_setup", round(chain["setup_us"], 1), "us",
                "raw_zmq_4_one_way_hops_p50", round(4 * raw50, 1),
                "request to establishment at A: two passes A->B->C->B->A with hop reports, planning "

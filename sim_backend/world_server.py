@@ -63,7 +63,10 @@ KEY_NAME = "world"
 
 @dataclass(frozen=True)
 class ServerSettings:
-    query_interval_s: float = 0.002     # how often waiting requests are looked at again
+    #: How often waiting requests are looked at for timeouts and silent nodes (progress itself
+    #: comes with the nodes' answers). Coarse on purpose: the event loop polls with millisecond
+    #: resolution and spins through the last millisecond before a timer.
+    query_interval_s: float = 0.05
     #: A waiting request runs anyway after this long: a node whose loop is held up longer (a
     #: starved CPU) loses exactness rather than stall every station, whose loop - and control
     #: link heartbeats - wait with the read.
