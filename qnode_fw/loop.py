@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,10 @@ class EventLoop:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        # A loop nobody closed gives its pipe back when it is collected: simulations and tests
+        # make thousands of loops, and descriptors past 1023 break select()-based libraries
+        # (pyvisa-py) elsewhere in the process.
+        self._release_pipe = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._threadsafe: deque[tuple[Callback, tuple]] = deque()
         self._threadsafe_lock = threading.Lock()
         self.add_reader(self._wake_r, self._drain_wakeups)
@@ -253,5 +258,12 @@ class EventLoop:
     def close(self) -> None:
         for source in list(self._readers):
             self.remove_reader(source)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._release_pipe()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
