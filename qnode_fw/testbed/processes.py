@@ -357,6 +357,7 @@ class ProcessesTestbed:
                 time.sleep(0.05)
         for address in self.alive():
             self.nodes[address].signal(signal.SIGTERM)
+        self._event("testbed.stopping", alive=self.alive())
         deadline = time.monotonic() + self.settings.stop_timeout_s
         for address, proc in self.nodes.items():
             if proc.wait(deadline - time.monotonic()) is None:
@@ -364,9 +365,13 @@ class ProcessesTestbed:
                 proc.wait(5.0)
                 self._event("process.hung", node=address)
         result = self._collect()
-        self._stop_world(result)
-        if self.experiment is not None:
-            self._merge(result)
+        try:
+            self._stop_world(result)
+            if self.experiment is not None:
+                self._merge(result)
+        except Exception as exc:     # the record must still say how the run ended
+            result.failures.append(f"runner: {type(exc).__name__}: {exc}")
+            log.exception("processes runner failed while collecting")
         self._event("testbed.stopped", ok=result.ok, failures=result.failures)
         fields: dict[str, Any] = {
             "ok": result.ok, "failures": result.failures, "run_time_s": result.run_time_s,
@@ -376,12 +381,14 @@ class ProcessesTestbed:
         fields.update(result.summary or {})
         if result.details:
             fields["details"] = result.details
-        self._summary("failed" if result.failures else "completed", **fields)
-        self.record.close(export_ptu=False)
-        for proc in self.nodes.values():
-            proc.close()
-        if self.netns is not None:
-            self.netns.teardown()
+        try:
+            self._summary("failed" if result.failures else "completed", **fields)
+            self.record.close(export_ptu=False)
+        finally:
+            for proc in self.nodes.values():
+                proc.close()
+            if self.netns is not None:
+                self.netns.teardown()
         self._result = result
         return result
 

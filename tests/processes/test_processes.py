@@ -95,7 +95,7 @@ def test_killing_a_node_leaves_readable_records_and_the_others_stop_naming_it(tm
     finally:
         result = tb.stop()
     stopped_within = time.monotonic() - killed
-    assert "node B was killed by SIGKILL" in result.failures
+    assert "node B was killed by SIGKILL" in result.failures, result.failures
     for address in ("A", "bsa-AB", "bsa-BC", "C"):
         outcome = result.nodes[address]
         assert outcome.returncode == 1, outcome.log_tail
