@@ -31,6 +31,9 @@ from .auth import CurveIdentity, _z85, zap_handler_running
 from .link import ControlLink, LinkSettings
 
 
+#: How long closing sockets keep trying to deliver what is queued (the goodbyes), in ms.
+CLOSE_LINGER_MS = 250
+
 class ZmqControlLink(ControlLink):
     def __init__(self, node: NodeAddress, loop: EventLoop, *, bind: str,
                  peers: Mapping[NodeAddress, str | None],
@@ -105,7 +108,10 @@ class ZmqControlLink(ControlLink):
         for sock in [self._router, *self._dealers.values()]:
             if sock is not None:
                 self.loop.remove_reader(sock)
-                sock.close(0)
+                # Linger briefly: stop() has just queued the goodbyes, and a zero linger would
+                # let ZeroMQ drop them before its I/O thread sent them (peers would then see a
+                # crash, "no heartbeat", instead of "peer stopped").
+                sock.close(linger=CLOSE_LINGER_MS)
         self._router = None
         self._dealers.clear()
 

@@ -12,7 +12,9 @@ from qnode_fw.units import MS
 def ctx():
     c = zmq.Context()
     yield c
-    c.term()
+    # destroy, not term: a failed test may leave sockets open, and term() would wait for them
+    # forever and hang the whole run.
+    c.destroy(linger=0)
 
 
 @pytest.fixture
