@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -65,22 +66,42 @@ def test_two_nodes_join_over_curvezmq_and_stop_gracefully_on_sigterm(tmp_path):
     assert subprocess.run(QNODE + ["validate", str(testbed)], capture_output=True,
                           timeout=60).returncode == 0
     procs = {n: subprocess.Popen(QNODE + ["--log-level", "DEBUG", "run", str(tmp_path / f"{n}.yaml"),
-                                          "--testbed", str(testbed), "--json"],
+                                          "--testbed", str(testbed), "--json",
+                                          "--status-every", "0.2"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for n in ("A", "B")}
+    lines: dict[str, list[str]] = {n: [] for n in procs}
+    errs: dict[str, list[str]] = {n: [] for n in procs}
+    readers = [threading.Thread(target=lambda f, out: out.extend(iter(f.readline, "")),
+                                args=(stream, store), daemon=True)
+               for n, p in procs.items()
+               for stream, store in ((p.stdout, lines[n]), (p.stderr, errs[n]))]
+    for r in readers:
+        r.start()
+
+    def sees_other(n: str) -> bool:
+        # status lines: "  A  COMP  1/2 ..." once the other node (not the idle station) is up
+        return any(line.split()[:1] == [n] and "1/2" in line.split() for line in list(lines[n]))
+
     try:
-        # Wait until both have heard each other (heartbeats every 100 ms), then stop them.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            time.sleep(1.0)
-            if all(p.poll() is None for p in procs.values()):
-                break
-        time.sleep(2.0)
+        # Wait (however slow start-up is on a loaded machine) until both have heard each other.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(sees_other(n) for n in procs):
+            assert all(p.poll() is None for p in procs.values()), errs
+            time.sleep(0.1)
+        assert all(sees_other(n) for n in procs), lines
         # A first: it reports B up; then B, which heard A's goodbye.
-        outs = {}
         for n in ("A", "B"):
+            if n == "B":
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not any("peer A down: peer stopped" in l
+                                                              for l in list(lines["B"])):
+                    time.sleep(0.05)
             procs[n].send_signal(signal.SIGTERM)
-            outs[n] = procs[n].communicate(timeout=30)
+            procs[n].wait(timeout=60)
+        for r in readers:
+            r.join(timeout=10)
+        outs = {n: ("".join(lines[n]), "".join(errs[n])) for n in procs}
     finally:
         for p in procs.values():
             if p.poll() is None:
