@@ -14,7 +14,9 @@ both arrived, which is the transport floor of the ZeroMQ path; raw UDP fan-out, 
 datagrams, the floor of the UDP path. The raw one-way DEALER -> ROUTER latency is reported beside
 them. Every path runs twice: with default scheduling, and with this thread and ZeroMQ's I/O thread
 under SCHED_FIFO (skipped where the OS refuses). The target is a p99 of at most 100 us, about the
-fibre delay of 20 km.
+fibre delay of 20 km. Every latency figure also carries, as references, the fibre delay of 1 km
+(4.9 us) and of every link configured in configs/testbeds/ (bench/testbed_links.py), so it reads
+as a multiple of the fibre the herald's photons crossed anyway.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from timing.herald_link import InProcessHeraldLink, ZmqHeraldEndpoint
 from timing.herald_udp import UdpHeraldEndpoint
 from timing.station import HeraldStation
 
+from testbed_links import configured_links
+
 PERIOD = 10_000
 DETECTOR = DetectorConfig(window_start_ps=100, window_ps=1_000, attempt_period_ps=PERIOD)
 FIBRE_20KM_US = fibre_delay_ps(20.0) / 1e6
@@ -49,8 +53,10 @@ TARGET = Target("<=", 100.0)
 #: SCHED_FIFO priority of the real-time runs (this thread and ZeroMQ's I/O thread); the waits
 #: block in poll, so nothing spins at this priority.
 RT_PRIORITY = 50
-REFERENCES = (Reference("fibre_delay_20km", round(FIBRE_20KM_US, 1),
-                        "one-way delay of 20 km of SMF-28 (qnode_fw.units)"),)
+FIBRE_1KM = Reference("fibre_delay_1km", round(fibre_delay_ps(1.0) / 1e6, 3),
+                      "one-way delay of 1 km of SMF-28 (qnode_fw.units, 4.897 us/km)")
+FIBRE_20KM = Reference("fibre_delay_20km", round(FIBRE_20KM_US, 1),
+                       "one-way delay of 20 km of SMF-28 (qnode_fw.units)")
 
 
 @contextmanager
@@ -303,6 +309,8 @@ def run(quick: bool = False) -> list[Figure]:
         if rt:
             runs.append(("_rt", _measure(n, True), "SCHED_FIFO for this thread (and ZeroMQ's "
                                                    "I/O thread)"))
+    links, problems = configured_links()
+    references = (FIBRE_1KM, FIBRE_20KM, *(link.reference() for link in links))
     figures = []
     polled = "ends wait in a wall-clock event loop's blocking poll"
     paths = (("zmq", "ZeroMQ loopback", polled, "fanout", "raw_zmq_fanout",
@@ -318,12 +326,12 @@ def run(quick: bool = False) -> list[Figure]:
                     f"herald_latency_{label}{suffix}_{q}", round(v, 1), "us",
                     f"{base_name}{suffix}_{q}", round(base, 1),
                     f"last tag ingested -> PairReady at both ends, {what}, {n} heralds, {how}; "
-                    f"{wait}; baseline: {base_what}", REFERENCES, TARGET if q == "p99" else None))
+                    f"{wait}; baseline: {base_what}", references, TARGET if q == "p99" else None))
         for q, v, base in zip(("p50", "p99", "p99.9"), m["one_way"], m["fanout"]):
             figures.append(Figure(f"raw_zmq_one_way{suffix}_{q}", round(v, 1), "us",
                                   f"raw_zmq_fanout{suffix}_{q}", round(base, 1),
                                   f"DEALER -> ROUTER, 56 B, blocking poll, {n} frames, {how}",
-                                  REFERENCES))
+                                  references))
     return figures
 
 
