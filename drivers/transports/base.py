@@ -4,6 +4,7 @@ instrument errors that name the resource and the command."""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -46,3 +47,34 @@ class Transport(ABC):
     def unread(self) -> bytes:
         """Bytes received but not yet consumed (used to check that nothing was left over)."""
         return b""
+
+
+class StreamTransport(Transport):
+    """A byte-stream transport (serial port, TCP socket): replies are cut out of a receive buffer
+    that :meth:`_fill` tops up, one chunk per call, before ``deadline`` (``time.monotonic``)."""
+
+    def __init__(self, resource: str, settings: TransportSettings) -> None:
+        super().__init__(resource, settings)
+        self._buffer = bytearray()
+
+    @abstractmethod
+    def _fill(self, deadline: float) -> None:
+        """Append at least one byte to ``self._buffer``, or raise ``TimeoutError`` once
+        ``deadline`` has passed / ``ConnectionError`` when the line is gone."""
+
+    def read_message(self) -> bytes:
+        term = self.settings.read_termination
+        deadline = time.monotonic() + self.settings.timeout_s
+        while (index := self._buffer.find(term)) < 0:
+            self._fill(deadline)
+        message = bytes(self._buffer[:index])
+        del self._buffer[: index + len(term)]
+        return message
+
+    def read_exact(self, count: int) -> bytes:
+        deadline = time.monotonic() + self.settings.timeout_s
+        while len(self._buffer) < count:
+            self._fill(deadline)
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data

@@ -11,16 +11,15 @@ import time
 
 import serial
 
-from .base import Transport, TransportSettings
+from .base import StreamTransport, TransportSettings
 
 _SERIAL_KEYS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts")
 
 
-class SerialTransport(Transport):
+class SerialTransport(StreamTransport):
     def __init__(self, resource: str, settings: TransportSettings) -> None:
         super().__init__(resource, settings)
         self._port: serial.SerialBase | None = None
-        self._buffer = bytearray()
 
     def open(self) -> None:
         self._buffer.clear()
@@ -66,23 +65,6 @@ class SerialTransport(Transport):
         if not chunk:
             raise TimeoutError("no complete reply within the timeout")
         self._buffer.extend(chunk)
-
-    def read_message(self) -> bytes:
-        term = self.settings.read_termination
-        deadline = time.monotonic() + self.settings.timeout_s
-        while (index := self._buffer.find(term)) < 0:
-            self._fill(deadline)
-        message = bytes(self._buffer[:index])
-        del self._buffer[: index + len(term)]
-        return message
-
-    def read_exact(self, count: int) -> bytes:
-        deadline = time.monotonic() + self.settings.timeout_s
-        while len(self._buffer) < count:
-            self._fill(deadline)
-        data = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return data
 
     def unread(self) -> bytes:
         port = self._port

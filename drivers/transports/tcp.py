@@ -10,7 +10,7 @@ import re
 import socket
 import time
 
-from .base import Transport, TransportSettings
+from .base import StreamTransport, TransportSettings
 
 _VISA_SOCKET = re.compile(r"^TCPIP\d*::([^:]+)::(\d+)::SOCKET$", re.IGNORECASE)
 
@@ -25,12 +25,11 @@ def parse_tcp_resource(resource: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class TcpTransport(Transport):
+class TcpTransport(StreamTransport):
     def __init__(self, resource: str, settings: TransportSettings) -> None:
         super().__init__(resource, settings)
         self.host, self.port = parse_tcp_resource(resource)
         self._sock: socket.socket | None = None
-        self._buffer = bytearray()
 
     def open(self) -> None:
         self._buffer.clear()
@@ -78,23 +77,6 @@ class TcpTransport(Transport):
         if not chunk:
             raise ConnectionError("connection closed by the instrument")
         self._buffer.extend(chunk)
-
-    def read_message(self) -> bytes:
-        term = self.settings.read_termination
-        deadline = time.monotonic() + self.settings.timeout_s
-        while (index := self._buffer.find(term)) < 0:
-            self._fill(deadline)
-        message = bytes(self._buffer[:index])
-        del self._buffer[: index + len(term)]
-        return message
-
-    def read_exact(self, count: int) -> bytes:
-        deadline = time.monotonic() + self.settings.timeout_s
-        while len(self._buffer) < count:
-            self._fill(deadline)
-        data = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return data
 
     def unread(self) -> bytes:
         sock = self._sock
