@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from enum import Enum
 
+from qnode_fw.errors import InstrumentError
+
 from .instrument import Instrument
 
 
@@ -54,6 +56,32 @@ class QNIC(Instrument):
 
     @abstractmethod
     def role(self, index: int) -> QubitRole: ...
+
+    # -- argument checks every implementation makes before acting --------------------------------
+    def _check_index(self, index: int, command: str) -> None:
+        """Refuse a qubit index outside ``0..num_qubits-1``, naming the command."""
+        if not 0 <= int(index) < self.num_qubits:
+            raise InstrumentError(f"qubit index {index} out of range 0..{self.num_qubits - 1}",
+                                  resource=self.resource, command=command)
+
+    def _checked_gate(self, gate: "Gate | str", indices: tuple[int, ...]) -> tuple["Gate", str]:
+        """``gate`` as a :class:`Gate` of the fixed set and the command text, after checking its
+        arity, that a two-qubit gate names two different qubits, and every index."""
+        try:
+            gate = Gate(gate)
+        except ValueError:
+            raise InstrumentError(f"{gate!r} is not a gate of the fixed set", resource=self.resource,
+                                  command=f"{gate} {' '.join(map(str, indices))}") from None
+        command = f"{gate.value} {' '.join(map(str, indices))}"
+        if len(indices) != gate.num_qubits:
+            raise InstrumentError(f"gate {gate.value} takes {gate.num_qubits} qubit(s), got "
+                                  f"{len(indices)}", resource=self.resource, command=command)
+        if len(set(indices)) != len(indices):
+            raise InstrumentError("a two-qubit gate needs two different qubits",
+                                  resource=self.resource, command=command)
+        for i in indices:
+            self._check_index(i, command)
+        return gate, command
 
     @abstractmethod
     def init(self, index: int) -> None:

@@ -139,11 +139,6 @@ class LabQNIC(QNIC):
         self._check_index(index, "role")
         return QubitRole.COMMUNICATION if index in self.binding.communication else QubitRole.STORAGE
 
-    def _check_index(self, index: int, command: str) -> None:
-        if not 0 <= int(index) < self.binding.num_qubits:
-            raise InstrumentError(f"qubit index {index} out of range 0..{self.binding.num_qubits - 1}",
-                                  resource=self.resource, command=command)
-
     # -- playing --------------------------------------------------------------------------------
     def _play(self, op: str, qubits: tuple[int, ...], command: str) -> None:
         binding = self._ops.get((op, qubits))
@@ -174,20 +169,7 @@ class LabQNIC(QNIC):
             self.operation_log.append(("init", index))
 
     def gate(self, gate: Gate, *indices: int) -> None:
-        try:
-            gate = Gate(gate)
-        except ValueError:
-            raise InstrumentError(f"{gate!r} is not a gate of the fixed set", resource=self.resource,
-                                  command=f"{gate} {' '.join(map(str, indices))}") from None
-        command = f"{gate.value} {' '.join(map(str, indices))}"
-        if len(indices) != gate.num_qubits:
-            raise InstrumentError(f"gate {gate.value} takes {gate.num_qubits} qubit(s), got {len(indices)}",
-                                  resource=self.resource, command=command)
-        if len(set(indices)) != len(indices):
-            raise InstrumentError("a two-qubit gate needs two different qubits", resource=self.resource,
-                                  command=command)
-        for i in indices:
-            self._check_index(i, command)
+        gate, command = self._checked_gate(gate, indices)
         with self._lock:
             self._play(gate.value, tuple(int(i) for i in indices), command)
             self.operation_log.append((gate.value, *indices))

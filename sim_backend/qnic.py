@@ -103,11 +103,6 @@ class SimQNIC(QNIC):
             return self.params.communication_decoherence()
         return self.params.storage_decoherence()
 
-    def _check_index(self, index: int, command: str) -> None:
-        if not 0 <= int(index) < self._num_qubits:
-            raise InstrumentError(f"qubit index {index} out of range 0..{self._num_qubits - 1}",
-                                  resource=self.resource, command=command)
-
     # -- operations -------------------------------------------------------------------------
     def init(self, index: int) -> None:
         self._check_index(index, "init")
@@ -116,16 +111,7 @@ class SimQNIC(QNIC):
         self.operation_log.append((now, "init", index))
 
     def gate(self, gate: Gate, *indices: int) -> None:
-        gate = Gate(gate)
-        command = f"{gate.value} {' '.join(map(str, indices))}"
-        if len(indices) != gate.num_qubits:
-            raise InstrumentError(f"gate {gate.value} takes {gate.num_qubits} qubit(s), got {len(indices)}",
-                                  resource=self.resource, command=command)
-        if len(set(indices)) != len(indices):
-            raise InstrumentError("a two-qubit gate needs two different qubits", resource=self.resource,
-                                  command=command)
-        for i in indices:
-            self._check_index(i, command)
+        gate, _ = self._checked_gate(gate, indices)
         now = self.clock.now_ps()
         keys = [self.key(i) for i in indices]
         self.registry.apply(gate.value, keys, at_ps=now)

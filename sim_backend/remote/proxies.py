@@ -70,11 +70,6 @@ class RemoteQNIC(_Remote, QNIC):
     def num_qubits(self) -> int:
         return int(self._info["num_qubits"])
 
-    def _check_index(self, index: int, command: str) -> None:
-        if not 0 <= int(index) < self.num_qubits:
-            raise InstrumentError(f"qubit index {index} out of range 0..{self.num_qubits - 1}",
-                                  resource=self.resource, command=command)
-
     def role(self, index: int) -> QubitRole:
         self._check_index(index, "role")
         return QubitRole.COMMUNICATION if int(index) in self._communication else QubitRole.STORAGE
@@ -84,16 +79,7 @@ class RemoteQNIC(_Remote, QNIC):
         self._call("init", int(index))
 
     def gate(self, gate: Gate, *indices: int) -> None:
-        gate = Gate(gate)
-        command = f"{gate.value} {' '.join(map(str, indices))}"
-        if len(indices) != gate.num_qubits:
-            raise InstrumentError(f"gate {gate.value} takes {gate.num_qubits} qubit(s), got {len(indices)}",
-                                  resource=self.resource, command=command)
-        if len(set(indices)) != len(indices):
-            raise InstrumentError("a two-qubit gate needs two different qubits", resource=self.resource,
-                                  command=command)
-        for i in indices:
-            self._check_index(i, command)
+        gate, _ = self._checked_gate(gate, indices)
         self._call("gate", gate, *(int(i) for i in indices))
 
     def measure(self, index: int, basis: Basis = Basis.Z) -> int:
