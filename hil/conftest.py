@@ -91,9 +91,10 @@ def bench_run(request):
     directory = config.getoption("--bench-report")
     for run in runs.values():
         try:
-            config._hil_reports = [*getattr(config, "_hil_reports", []), run.report()]
+            report = run.report()
+            config._hil_reports = [*getattr(config, "_hil_reports", []), report]
             if directory:
-                write_report(run.report(), Path(directory) / run.bench.name)
+                write_report(report, Path(directory) / run.bench.name)
         finally:
             run.close()
 
