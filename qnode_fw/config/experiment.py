@@ -8,6 +8,8 @@
     seed: 11
     duration_s: 0.5                   # simulated seconds on the virtual clock, wall seconds otherwise
     params: {...}                     # validated by the kind's own parameter model
+    faults: {control: {drop: 0.05}}   # optional fault plan (qnode_fw.faults; docs/faults.md)
+    on_instrument_failure: stop       # stop | continue: what an instrument that fails does to the run
 
 Each experiment kind registers a pydantic model for its ``params`` with
 :func:`register_experiment_kind`; the kinds live in :mod:`qnode_fw.experiments`, imported on first
@@ -19,11 +21,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigErrors
+from ..faults.plan import FaultPlan
 from .node import NAME_PATTERN, Strict
 from .source import Document, load_document
 from .validate import parse_model
@@ -53,6 +56,12 @@ class ExperimentConfig(Strict):
     seed: int | None = None
     duration_s: float = Field(1.0, gt=0)
     params: dict[str, Any] = {}
+    #: Faults to inject into the run (``qnode testbed --fault`` overrides its message faults).
+    faults: FaultPlan | None = None
+    #: An instrument error that escapes the node software (a dead instrument): ``stop`` ends the
+    #: run there (drained, closed, recorded, naming the instrument), ``continue`` names it in the
+    #: record and runs on without the part that called it.
+    on_instrument_failure: Literal["stop", "continue"] = "stop"
 
 
 @dataclass(frozen=True)
