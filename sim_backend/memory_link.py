@@ -21,6 +21,8 @@ import numpy as np
 from qnode_fw.bell import BellState
 from qnode_fw.errors import QubitRoleError
 
+from timing.detection import ChannelMap
+
 from .physics import bsa
 from .physics.detector import DetectorParams, detect
 from .physics.fibre import Fibre
@@ -29,19 +31,9 @@ from .quantum.operators import werner_state
 from .quantum.registry import QubitKey
 
 
-@dataclass(frozen=True, slots=True)
-class BsaChannels:
-    """Tagger channels of a BSA station (the default map shared with the timing layer)."""
-
-    sync: int = 1
-    a_h: int = 2
-    a_v: int = 3
-    b_h: int = 4
-    b_v: int = 5
-
-    @property
-    def detectors(self) -> tuple[int, int, int, int]:
-        return (self.a_h, self.a_v, self.b_h, self.b_v)
+#: The BSA station's tagger channels: one map, the timing layer's, so the simulated station wires
+#: its detectors exactly where the herald detector looks for them.
+BsaChannels = ChannelMap
 
 
 @dataclass(frozen=True)
