@@ -225,7 +225,8 @@ class Node:
             self.address, self.loop, link, self.pool, executor,
             link_figures=self.link_figures, memory_t_ps=int(t2 * MS),
             routes=RouteTable(self.address, dict(self.env.link_costs)), settings=self.env.setup,
-            swap_operation_ps=max(bsm_duration_ps(q) for q in self.qnics.values()))
+            swap_operation_ps=max(bsm_duration_ps(q) for q in self.qnics.values()),
+            buffers_from=self.config.buffered_neighbour())
 
     def _stop_rulesets(self) -> None:
         if self.executor is not None:

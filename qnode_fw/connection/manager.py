@@ -41,7 +41,7 @@ from ..loop import EventLoop, TimerHandle
 from ..routing.monitor import LinkFigures
 from ..routing.qdijkstra import RouteTable
 from ..ruleset import model as m
-from ..ruleset.builders import ChainTimers, chain_rulesets
+from ..ruleset.builders import ChainTimers, buffered_chain_rulesets, chain_rulesets
 from ..ruleset.serialise import from_dict, to_dict
 from ..units import MS, S, US
 from .mux import ResourcePool
@@ -114,9 +114,12 @@ class ConnectionManager:
     def __init__(self, node: NodeAddress, loop: EventLoop, link: ControlLink, pool: ResourcePool,
                  installer: Installer, link_figures: Callable[[NodeAddress], LinkFigures],
                  memory_t_ps: int, routes: RouteTable | None = None,
-                 settings: SetupSettings = SetupSettings(), swap_operation_ps: int = 0) -> None:
+                 settings: SetupSettings = SetupSettings(), swap_operation_ps: int = 0,
+                 buffers_from: NodeAddress | None = None) -> None:
         """``swap_operation_ps``: this node's Bell-state measurement time (reported in the
-        outbound pass so the Responder's discard timers cover it)."""
+        outbound pass so the Responder's discard timers cover it). ``buffers_from``: the
+        neighbour whose pairs this node moves into storage (a minimal repeater, reported in the
+        outbound pass so the Responder writes it the buffered RuleSet)."""
         self.node = node
         self.loop = loop
         self.link = link
@@ -125,6 +128,7 @@ class ConnectionManager:
         self.link_figures = link_figures
         self.memory_t_ps = memory_t_ps
         self.swap_operation_ps = swap_operation_ps
+        self.buffers_from = buffers_from
         self.routes = routes
         self.settings = settings
         self.connections: dict[str, Connection] = {}
@@ -193,10 +197,21 @@ class ConnectionManager:
             return
         try:
             swap_ps = {h.node: h.swap_ps for h in hops}
-            rulesets = chain_rulesets(path, ruleset_id=conn_id, connection=conn_id,
-                                      purification_rounds=result.rounds, timers=self._timers(hops, result),
-                                      one_way_latency_ps=lambda a, b: self.settings.one_way_latency_ps,
-                                      swap_operation_ps=lambda node: swap_ps[node])
+            common = dict(ruleset_id=conn_id, connection=conn_id, timers=self._timers(hops, result),
+                          one_way_latency_ps=lambda a, b: self.settings.one_way_latency_ps,
+                          swap_operation_ps=lambda node: swap_ps[node])
+            # Repeaters on this path that buffer one side (their neighbour on it) get the
+            # buffered RuleSet; such a node holds one pair per side, so it cannot purify.
+            buffered = {h.node: h.buffers for pos, h in enumerate(hops)
+                        if h.buffers is not None and 0 < pos < len(path) - 1
+                        and h.buffers in (path[pos - 1], path[pos + 1])}
+            if buffered and result.rounds:
+                raise RuleSetError(f"{', '.join(buffered)} buffer(s) one pair per side and cannot "
+                                   f"purify ({result.rounds} round(s) planned)", ruleset=conn_id)
+            if buffered:
+                rulesets = buffered_chain_rulesets(path, buffered, **common)
+            else:
+                rulesets = chain_rulesets(path, purification_rounds=result.rounds, **common)
         except (RuleSetError, ValueError) as exc:
             self._close(conn, Reason.RULESET_REFUSED, str(exc), self.node, notify=[peer])
             return
@@ -340,7 +355,8 @@ class ConnectionManager:
 
     def _hop_report(self, conn: Connection) -> HopReport:
         nxt = None if conn.responder else self.link_figures(conn.path[conn.pos + 1])
-        return HopReport(self.node, self.pool.free(), self.memory_t_ps, nxt, self.swap_operation_ps)
+        return HopReport(self.node, self.pool.free(), self.memory_t_ps, nxt, self.swap_operation_ps,
+                         self.buffers_from)
 
     def _expect(self, body: dict, peer: NodeAddress, msg_type: str, direction: int) -> Connection | None:
         conn = self.connections.get(str(body.get("conn")))

@@ -38,17 +38,23 @@ class HopReport:
     memory_t_ps: int
     link_to_next: LinkFigures | None     # None at the Responder
     swap_ps: int = 0                     # this node's Bell-state measurement time
+    #: The neighbour whose pairs this node moves into storage as they arrive (a minimal
+    #: repeater: one transceiver qubit and a buffer), or None.
+    buffers: str | None = None
 
     def to_wire(self) -> dict:
         return {"node": self.node, "free_qubits": self.free_qubits, "memory_t_ps": self.memory_t_ps,
                 "link": None if self.link_to_next is None else self.link_to_next.to_wire(),
-                "swap_ps": self.swap_ps}
+                "swap_ps": self.swap_ps, "buffers": self.buffers}
 
     @classmethod
     def from_wire(cls, d: dict) -> "HopReport":
+        buffers = d.get("buffers")
+        if buffers is not None and not isinstance(buffers, str):
+            raise TypeError(f"buffers must be a node address or null, got {buffers!r}")
         return cls(str(d["node"]), int(d["free_qubits"]), int(d["memory_t_ps"]),
                    None if d["link"] is None else LinkFigures.from_wire(d["link"]),
-                   int(d["swap_ps"]))
+                   int(d["swap_ps"]), buffers)
 
 
 @dataclass(frozen=True, slots=True)
