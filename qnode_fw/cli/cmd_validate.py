@@ -1,4 +1,4 @@
-"""``qnode validate FILE...``: check node, testbed, experiment and calibration files.
+"""``qnode validate FILE...``: check node, testbed, experiment, calibration and HIL bench files.
 
 Each file is loaded the way the runtime loads it (includes, overrides, cross-file checks of a
 testbed). Every problem is printed as ``file:line: field: message (expected ...)``. Exit 0 when
@@ -16,7 +16,7 @@ from qnode_fw.errors import ConfigError, ConfigErrors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("validate", help="check node, testbed, experiment or calibration YAML",
+    p = subparsers.add_parser("validate", help="check node, testbed, experiment, calibration or HIL bench YAML",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")

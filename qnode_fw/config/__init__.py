@@ -28,10 +28,13 @@ __all__ = [
 
 
 def detect_kind(doc: Document) -> str:
-    """``testbed``, ``experiment``, ``node`` or ``calibration``, from the keys a file holds."""
+    """``testbed``, ``experiment``, ``node``, ``bench`` or ``calibration``, from the keys a file
+    holds."""
     data = doc.data if isinstance(doc.data, dict) else {}
     if "nodes" in data:
         return "testbed"
+    if "bench" in data and "wiring" in data:
+        return "bench"
     if "kind" in data and "name" in data and "role" not in data:
         return "experiment"
     if "address" in data or "role" in data:
@@ -48,5 +51,9 @@ def load_any(path: str | Path) -> tuple[str, object]:
         return kind, load_experiment(path)
     if kind == "node":
         return kind, load_node(path)[0]
+    if kind == "bench":
+        from ..hil.bench import load_bench     # the HIL layer is only needed for bench files
+
+        return kind, load_bench(path)
     doc = load_document(path)
     return kind, parse_model(CalibrationFile, doc)
