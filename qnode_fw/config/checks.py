@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .node import InstrumentKind, LinkScheme, NodeConfig, Role, resource_problem
+from .node import (InstrumentKind, LinkConfig, LinkScheme, NodeConfig, QnicKind, Role,
+                   resource_problem)
 from .source import Document
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ def check_node(doc: Document, cfg: NodeConfig) -> list[ConfigError]:
             station = "BSA" if link.scheme is LinkScheme.BOTH_ENDPOINTS else "EPPS"
             errors.append(doc.error(("links", i, "station"), f"a {link.scheme.value} link needs "
                                     f"its {station} station", expected=f"the {station} node's address"))
+        errors.extend(_check_link_parts(doc, cfg, i, link))
+    errors.extend(_check_transceiver(doc, cfg))
     if cfg.calibration is not None:
         for section in ("input_delays_ps", "crystal_temperature_c"):
             for name in getattr(cfg.calibration, section):
@@ -76,6 +79,243 @@ def check_node(doc: Document, cfg: NodeConfig) -> list[ConfigError]:
                                             f"instrument {name!r}, which this node does not declare",
                                             expected=_names(cfg)))
     return errors
+
+
+def _check_link_parts(doc: Document, cfg: NodeConfig, i: int, link: LinkConfig) -> list[ConfigError]:
+    """One link's herald timing, switch port and herald tagger, within its node file."""
+    errors: list[ConfigError] = []
+    at = link.attempts
+    if at.guard_ns is not None and at.guard_ns < at.window_ns:
+        errors.append(doc.error(("links", i, "attempts", "guard_ns"), f"guard {at.guard_ns} ns is "
+                                f"shorter than the detection window {at.window_ns} ns",
+                                expected=f"at least the window ({at.window_ns} ns)"))
+    if at.herald_delay_ns is not None and at.herald_delay_ns <= at.window_ns / 2:
+        errors.append(doc.error(("links", i, "attempts", "herald_delay_ns"), f"herald delay "
+                                f"{at.herald_delay_ns} ns does not exceed half the window: the "
+                                "window has to close before the herald leaves",
+                                expected=f"more than {at.window_ns / 2} ns"))
+    if link.switch is not None:
+        inst = cfg.instrument(link.switch.instrument)
+        if inst is None:
+            errors.append(doc.error(("links", i, "switch", "instrument"), f"switch "
+                                    f"{link.switch.instrument!r} is not declared in instruments",
+                                    expected=_names(cfg)))
+        elif inst.kind is not InstrumentKind.OPTICAL_SWITCH:
+            errors.append(doc.error(("links", i, "switch", "instrument"), f"instrument "
+                                    f"{link.switch.instrument!r} is a {inst.kind.value}, not an "
+                                    "optical_switch", expected="an optical_switch instrument"))
+        else:
+            size = _switch_size(inst)
+            for port, n in (("input", size[0]), ("output", size[1])):
+                value = getattr(link.switch, port)
+                if n is not None and value > n:
+                    errors.append(doc.error(("links", i, "switch", port), f"{port} {value} is beyond "
+                                            f"the {n} {port}s of switch {inst.name}",
+                                            expected=f"a port in 1..{n}"))
+        if link.scheme is LinkScheme.MIDPOINT_SOURCE:
+            errors.append(doc.error(("links", i, "switch"), "a receiving end behind an optical "
+                                    "switch is not modelled (midpoint_source ends absorb)",
+                                    expected="no switch: on a midpoint_source link"))
+    if link.herald_tagger is not None:
+        inst = cfg.instrument(link.herald_tagger)
+        if inst is None or inst.kind is not InstrumentKind.TIME_TAGGER:
+            what = "is not declared in instruments" if inst is None else f"is a {inst.kind.value}"
+            errors.append(doc.error(("links", i, "herald_tagger"), f"herald tagger "
+                                    f"{link.herald_tagger!r} {what}", expected="a time_tagger instrument"))
+    return errors
+
+
+def _switch_size(inst) -> tuple[int | None, int | None]:
+    """(inputs, outputs) of a simulated switch from its options (the simulator's defaults, 1x4,
+    when unset); unknown for a real switch until it is opened."""
+    if not inst.simulated:
+        return None, None
+    return int(inst.options.get("num_inputs", 1)), int(inst.options.get("num_outputs", 4))
+
+
+def _check_transceiver(doc: Document, cfg: NodeConfig) -> list[ConfigError]:
+    """The transceiver block against the switch and the links it serves; links sharing a switch
+    input without a transceiver to say how."""
+    errors: list[ConfigError] = []
+    t = cfg.transceiver
+    served: set[str] = set()
+    if t is not None:
+        inst = cfg.instrument(t.switch)
+        if inst is None or inst.kind is not InstrumentKind.OPTICAL_SWITCH:
+            what = "is not declared in instruments" if inst is None else f"is a {inst.kind.value}"
+            errors.append(doc.error(("transceiver", "switch"), f"switch {t.switch!r} {what}",
+                                    expected="an optical_switch instrument of this node"))
+        elif t.switching_time_us is None and not inst.simulated:
+            errors.append(doc.error(("transceiver", "switching_time_us"), f"switch {t.switch} is a "
+                                    "real instrument: its switching time must be given",
+                                    expected="the datasheet switching time in us"))
+        elif t.switching_time_us is not None and inst.simulated and "switching_time_ps" in inst.options:
+            own = float(inst.options["switching_time_ps"]) / 1e6
+            if t.switching_time_us < own:
+                errors.append(doc.error(("transceiver", "switching_time_us"), f"{t.switching_time_us} "
+                                        f"us is shorter than switch {t.switch}'s own switching time "
+                                        f"({own} us): photons would meet a moving switch",
+                                        expected=f"at least {own} us"))
+        inputs, outputs, qnics = set(), {}, set()
+        for k, nb in enumerate(t.order):
+            link = cfg.link_to(nb)
+            if nb in served:
+                errors.append(doc.error(("transceiver", "order", k), f"link to {nb} is listed twice",
+                                        expected="each link once"))
+                continue
+            served.add(nb)
+            if link is None:
+                errors.append(doc.error(("transceiver", "order", k), f"no link to {nb!r}",
+                                        expected="one of " + (", ".join(l.neighbour for l in cfg.links)
+                                                              or "this node's links")))
+                continue
+            j = cfg.links.index(link)
+            if link.switch is None or link.switch.instrument != t.switch:
+                errors.append(doc.error(("links", j, "switch"), f"link to {nb} is served by the "
+                                        f"transceiver behind switch {t.switch} but names no port "
+                                        "of it", expected=f"switch: {{instrument: {t.switch}, "
+                                        "input: N, output: M}"))
+                continue
+            inputs.add(link.switch.input)
+            if link.switch.output in outputs:
+                errors.append(doc.error(("links", j, "switch", "output"), f"output "
+                                        f"{link.switch.output} also serves the link to "
+                                        f"{outputs[link.switch.output]}", expected="one output per link"))
+            outputs.setdefault(link.switch.output, nb)
+            qnics.add(link.qnic)
+        if len(inputs) > 1:
+            errors.append(doc.error(("transceiver", "order"), f"the transceiver's links use inputs "
+                                    f"{sorted(inputs)} of switch {t.switch}",
+                                    expected="one input: the transceiver's fibre"))
+        if len(qnics) > 1:
+            errors.append(doc.error(("transceiver", "order"), f"the transceiver's links use QNICs "
+                                    f"{sorted(qnics)}", expected="one QNIC: the transceiver's qubits"))
+        if len(qnics) == 1 and cfg.buffered_neighbour() is not None:
+            (address,) = qnics
+            q = cfg.qnic(address)
+            comm = cfg.communication_qubits(address)
+            if q is not None and q.qubits <= len(comm):
+                errors.append(doc.error(("transceiver", "order"), f"QNIC {address} has "
+                                        f"{len(comm)} communication qubit(s) for {len(t.order)} "
+                                        "links and no storage qubit to move a pair into",
+                                        expected="a storage qubit (qubits beyond communication_qubits)"))
+    # links that share a switch input without a transceiver to share it
+    owners: dict[tuple[str, int], int] = {}
+    for j, link in enumerate(cfg.links):
+        if link.switch is None or link.neighbour in served:
+            continue
+        key = (link.switch.instrument, link.switch.input)
+        if key in owners:
+            errors.append(doc.error(("links", j, "switch"), f"input {key[1]} of switch {key[0]} "
+                                    f"also serves the link to {cfg.links[owners[key]].neighbour}, "
+                                    "and no transceiver: block says how they share it",
+                                    expected="a transceiver: block ordering these links"))
+        owners.setdefault(key, j)
+        if t is not None and key[0] == t.switch:
+            errors.append(doc.error(("links", j, "switch"), f"link to {link.neighbour} uses switch "
+                                    f"{t.switch}, but the transceiver's order does not list it",
+                                    expected=f"{link.neighbour} in transceiver.order"))
+    return errors
+
+
+def link_station(cfg: "TestbedConfig", node: NodeConfig, link: LinkConfig) -> str | None:
+    """The station of ``node``'s ``link``: the BSA or EPPS as written, or for ``at_source`` the
+    receiving end: as written, else the end whose link QNIC has kind ``receiver`` (None when
+    that does not decide it)."""
+    if link.scheme is not LinkScheme.AT_SOURCE or link.station is not None:
+        return link.station
+    try:
+        other = cfg.node(link.neighbour)
+    except KeyError:
+        return None
+    back = other.link_to(node.address)
+    if back is None:
+        return None
+    if back.station is not None:
+        return back.station
+    receiving = [n.address for n, l in ((node, link), (other, back))
+                 if (q := n.qnic(l.qnic)) is not None and q.kind is QnicKind.RECEIVER]
+    return receiving[0] if len(receiving) == 1 else None
+
+
+#: The QNIC kinds that can serve each end's role (QuISP's E, R, RP).
+_EMITS = {QnicKind.EMITTER}
+_ABSORBS = {QnicKind.RECEIVER, QnicKind.PASSIVE_RECEIVER}
+
+
+def _check_link_ends(nd: Document, j: int, n: NodeConfig, link: LinkConfig, other: NodeConfig,
+                     back: LinkConfig, station: str | None, node_docs: dict[str, Document],
+                     tb: "TestbedConfig") -> list[ConfigError]:
+    """Scheme-specific checks of one link end (reported from the lower address's file, once)."""
+    errors: list[ConfigError] = []
+    if link.scheme is LinkScheme.AT_SOURCE:
+        ends = (n.address, other.address)
+        if station is None:
+            kinds = {a: (q.kind.value if (q := x.qnic(l.qnic)) is not None else "none")
+                     for a, x, l in ((n.address, n, link), (other.address, other, back))}
+            errors.append(nd.error(("links", j, "station"), f"at_source link {n.address}-"
+                                   f"{other.address}: cannot tell which end receives (QNIC kinds "
+                                   f"{kinds})", expected="station: the receiving end, or exactly "
+                                   "one end's link QNIC of kind receiver"))
+            return errors
+        if station not in ends:
+            errors.append(nd.error(("links", j, "station"), f"an at_source link is heralded by its "
+                                   f"receiving end: station {station!r} is not {ends[0]} or {ends[1]}",
+                                   expected=f"{ends[0]} or {ends[1]}"))
+            return errors
+    for x, l in ((n, link), (other, back)):
+        if not x.qnics:
+            continue               # a photonic MEAS node: no memory, nothing to emit or absorb
+        xd = node_docs[x.address]
+        k = x.links.index(l)
+        q = x.qnic(l.qnic)
+        if q is None:
+            continue               # reported by check_node
+        absorbs = (link.scheme is LinkScheme.MIDPOINT_SOURCE
+                   or (link.scheme is LinkScheme.AT_SOURCE and x.address == station))
+        allowed = _ABSORBS if absorbs else _EMITS
+        if q.kind not in allowed:
+            role = "absorbs" if absorbs else "emits"
+            errors.append(xd.error(("links", k, "qnic"), f"{x.address} {role} on its "
+                                   f"{link.scheme.value} link to {l.neighbour}, but QNIC {q.address} "
+                                   f"has kind {q.kind.value}", expected="a QNIC of kind "
+                                   + " or ".join(sorted(a.value for a in allowed))))
+        if absorbs and l.switch is not None and link.scheme is LinkScheme.AT_SOURCE:
+            errors.append(xd.error(("links", k, "switch"), "a receiving end behind an optical "
+                                   "switch is not modelled (the at_source receiver absorbs)",
+                                   expected="no switch: at the receiving end"))
+        if absorbs:
+            errors.extend(_herald_tagger_problem(xd, k, x, l, tb))
+    return errors
+
+
+def _herald_tagger_problem(doc: Document, k: int, node: NodeConfig, link: LinkConfig,
+                           tb: "TestbedConfig") -> list[ConfigError]:
+    """A receiving end reads its own herald detector: one time tagger per receiving link."""
+    if link.herald_tagger is not None:
+        mine = link.herald_tagger
+    else:
+        taggers = [i.name for i in node.instruments if i.kind is InstrumentKind.TIME_TAGGER]
+        if len(taggers) != 1:
+            what = "no time tagger" if not taggers else f"time taggers {taggers}"
+            return [doc.error(("links", k, "herald_tagger"), f"{node.address} absorbs on its "
+                              f"{link.scheme.value} link to {link.neighbour} and has {what}",
+                              expected="herald_tagger: the tagger of this link's herald detector")]
+        mine = taggers[0]
+    for other in node.links:
+        if other is link or other.neighbour == link.neighbour:
+            continue
+        theirs = other.herald_tagger
+        if theirs is None:
+            taggers = [i.name for i in node.instruments if i.kind is InstrumentKind.TIME_TAGGER]
+            theirs = taggers[0] if len(taggers) == 1 else None
+        absorbs_too = other.scheme is LinkScheme.MIDPOINT_SOURCE or (
+            other.scheme is LinkScheme.AT_SOURCE and link_station(tb, node, other) == node.address)
+        if absorbs_too and theirs == mine:
+            return [doc.error(("links", k, "herald_tagger"), f"tagger {mine} also reads the herald "
+                              f"detector of the link to {other.neighbour}",
+                              expected="a time tagger per receiving link")]
+    return []
 
 
 def _names(cfg: NodeConfig) -> str:
@@ -139,17 +379,27 @@ def check_testbed(doc: Document, node_docs: list[Document], tb: "TestbedConfig",
                                        f"{node_docs[by_address[other.address]].file}"))
                 continue
             if n.address < other.address:     # report each mismatch once
-                for field, mine, theirs in (("fibre_km", link.fibre_km, back.fibre_km),
-                                            ("scheme", link.scheme, back.scheme),
-                                            ("station", link.station, back.station)):
-                    same = (abs(mine - theirs) <= FIBRE_TOLERANCE_KM if field == "fibre_km"
+                pairs = [(("fibre_km",), link.fibre_km, back.fibre_km),
+                         (("scheme",), link.scheme, back.scheme),
+                         (("station",), link.station, back.station),
+                         (("fidelity",), link.fidelity, back.fidelity)]
+                pairs += [(("attempts", f), getattr(link.attempts, f), getattr(back.attempts, f))
+                          for f in type(link.attempts).model_fields]
+                pairs += _sim_pairs(link, back)
+                for field, mine, theirs in pairs:
+                    same = (abs(mine - theirs) <= FIBRE_TOLERANCE_KM if field == ("fibre_km",)
                             else mine == theirs)
                     if not same:
-                        errors.append(nd.error(("links", j, field), f"asymmetric link "
-                                               f"{n.address}-{other.address}: {field} is "
+                        name = ".".join(field)
+                        errors.append(nd.error(("links", j) + field, f"asymmetric link "
+                                               f"{n.address}-{other.address}: {name} is "
                                                f"{_show(mine)} here but {_show(theirs)} at "
                                                f"{other.address}", expected="the same value at both ends"))
-            if link.station is not None:
+                if link.scheme == back.scheme and link.station == back.station:
+                    errors.extend(_check_link_ends(nd, j, n, link, other, back,
+                                                   link_station(tb, n, link),
+                                                   dict(zip((x.address for x in tb.nodes), node_docs)), tb))
+            if link.station is not None and link.scheme is not LinkScheme.AT_SOURCE:
                 station = nodes.get(link.station)
                 want = Role.BSA if link.scheme is LinkScheme.BOTH_ENDPOINTS else Role.EPPS
                 if station is None:
@@ -186,6 +436,25 @@ def check_testbed(doc: Document, node_docs: list[Document], tb: "TestbedConfig",
                                             f"{tb.keys_dir}", expected="a key per node "
                                             "(qnode keys generate DIR --testbed FILE)"))
     return errors
+
+
+def _sim_pairs(link: LinkConfig, back: LinkConfig) -> list[tuple[tuple[str, ...], object, object]]:
+    """Simulated-photonics fields written at both ends (either end may write one alone)."""
+    out: list[tuple[tuple[str, ...], object, object]] = []
+    if link.sim is None or back.sim is None:
+        return out
+    for f in type(link.sim).model_fields:
+        if f == "detector":
+            continue
+        mine, theirs = getattr(link.sim, f), getattr(back.sim, f)
+        if mine is not None and theirs is not None:
+            out.append((("sim", f), mine, theirs))
+    if link.sim.detector is not None and back.sim.detector is not None:
+        for f in type(link.sim.detector).model_fields:
+            mine, theirs = getattr(link.sim.detector, f), getattr(back.sim.detector, f)
+            if mine is not None and theirs is not None:
+                out.append((("sim", "detector", f), mine, theirs))
+    return out
 
 
 def _show(value: object) -> str:

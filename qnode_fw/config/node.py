@@ -14,6 +14,13 @@ A node file (``configs/nodes/*.yaml``) looks like::
       - {neighbour: A, fibre_km: 2.0, station: bsa-AB, qnic: 0, scheme: both_endpoints,
          herald_endpoint: "tcp://127.0.0.1:5701"}
 
+A link may also give its herald timing (``attempts: {herald_delay_ns, guard_ns}``), its simulated
+photonics (``sim:``, merged over the experiment's ``physics:``), the optical switch output in front
+of its transceiver (``switch: {instrument, input, output}``) and the time tagger of its heralding
+detector (``herald_tagger``); a node whose links share one transceiver through a switch says how
+it shares it (``transceiver: {switch, policy, order, dwell_attempts}``). docs/links.md has the
+whole picture.
+
 Every model forbids unknown keys: a misspelt key is an error, never silently ignored.
 """
 
@@ -85,15 +92,38 @@ class MemoryConfig(Strict):
     two_qubit_gate_error: float | None = Field(None, ge=0, le=1)
     measurement_error: float | None = Field(None, ge=0, le=1)
     move_error: float | None = Field(None, ge=0, le=1)
+    #: Operation durations in µs by name (``init``, ``measure``, ``single_qubit_gate``,
+    #: ``two_qubit_gate``, ``emit``, ``absorb``, ``move``, or a gate name); the rest keep the
+    #: simulated backend's defaults. The move and the Bell-state measurement set how long a
+    #: minimal repeater's transceiver is busy between its turns.
+    durations_us: dict[str, float] = {}
 
-    def as_params(self) -> dict[str, float]:
+    @field_validator("durations_us")
+    @classmethod
+    def _durations(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, us in v.items():
+            if not us >= 0:
+                raise ValueError(f"duration of {name!r} must be >= 0 us, got {us}")
+        return v
+
+    def as_params(self) -> dict[str, Any]:
         """The set fields as ``sim_backend.memory_params.MemoryParams`` keyword arguments."""
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         for name, value in self.model_dump(exclude_none=True).items():
+            if name == "durations_us":
+                continue
             if name.endswith("_ms"):
                 out[name.removesuffix("_ms") + "_ps"] = float(value) * 1e9
             else:
                 out[name] = float(value)
+        if self.durations_us:
+            # MemoryParams takes the whole table; the simulator is only imported when a file
+            # changes a duration (validating a node file does not need it).
+            from sim_backend.memory_params import MemoryParams
+
+            durations = dict(MemoryParams().durations_ps)
+            durations.update({k: int(round(us * 1e6)) for k, us in self.durations_us.items()})
+            out["durations_ps"] = durations
         return out
 
 
@@ -162,10 +192,75 @@ class InstrumentConfig(Strict):
 
 
 class AttemptConfig(Strict):
-    """The link's attempt schedule."""
+    """The link's attempt schedule and herald timing (both ends give the same values)."""
 
     period_ns: float = Field(1000.0, gt=0)
     window_ns: float = Field(5.0, gt=0)
+    #: From a photon reaching a heralding detector to its herald frame leaving (tagger read and
+    #: decoding); must exceed half the window. Unset: a BSA station reads its tagger every
+    #: ``station_read_us`` and the link allows that plus ``decode_us``; a transducer reads at
+    #: each armed attempt and the link allows ``decode_us``.
+    herald_delay_ns: float | None = Field(None, gt=0)
+    #: How long before its photon is due a receiving memory is armed (at least the window).
+    #: Unset: 500 ns.
+    guard_ns: float | None = Field(None, gt=0)
+
+
+class SimDetectorConfig(Strict):
+    """A simulated heralding detector (the BSA's four, or a receiving end's transducer herald
+    detector). Unset fields keep the experiment's ``physics.detector``."""
+
+    efficiency: float | None = Field(None, ge=0, le=1)
+    dark_count_rate_hz: float | None = Field(None, ge=0)
+    dead_time_ns: float | None = Field(None, ge=0)
+    jitter_fwhm_ps: float | None = Field(None, ge=0)
+
+
+class SimLinkConfig(Strict):
+    """The simulated photonics of one link (``sim_backend.link_schemes.SimLinkPhysics``). Either
+    end may write it, or both alike; unset fields keep the experiment's ``physics:``. The link's
+    ``fidelity`` is the Werner fidelity of an entangled herald."""
+
+    #: Emitted photons that enter the fibre (both_endpoints, at_source: the emitter's), or a
+    #: source photon's coupling into its arm (midpoint_source).
+    collection_efficiency: float | None = Field(None, gt=0, le=1)
+    #: A photon reaching a receiving memory is absorbed with this probability (transducer).
+    transfer_efficiency: float | None = Field(None, gt=0, le=1)
+    #: midpoint_source: mean pairs per pump pulse of the thermal source (μ).
+    mean_pairs_per_attempt: float | None = Field(None, ge=0)
+    attenuation_db_per_km: float | None = Field(None, ge=0)
+    detector: SimDetectorConfig | None = None
+
+
+class LinkSwitchConfig(Strict):
+    """The optical switch port in front of this end's transceiver for this link."""
+
+    instrument: str = Field(pattern=NAME_PATTERN)
+    input: int = Field(1, ge=1)
+    output: int = Field(ge=1)
+
+
+class SwitchPolicyName(str, enum.Enum):
+    """How a switched transceiver shares its time (``timing.switched.SwitchPolicyKind``)."""
+
+    PRIORITY = "priority"          # QRNA Figure 2: the first link in order that wants a pair
+    ROUND_ROBIN = "round_robin"    # turns of dwell_attempts attempts each
+
+
+class TransceiverConfig(Strict):
+    """One transceiver (a QNIC's communication qubits) behind an optical switch serving several
+    links (the QRNA paper's minimal repeater, Figure 2). Each link in ``order`` names its port in
+    its own ``switch:``."""
+
+    switch: str = Field(pattern=NAME_PATTERN)
+    policy: SwitchPolicyName = SwitchPolicyName.PRIORITY
+    #: The links (by neighbour) in priority order; with ``priority`` and fewer communication
+    #: qubits than links, pairs with the first are moved into storage (buffered RuleSet).
+    order: list[str] = Field(min_length=2)
+    dwell_attempts: int = Field(1, ge=1)
+    #: How long a route change takes (no attempt on the new route before). Unset: a simulated
+    #: switch's own switching time; a real switch needs its datasheet figure here.
+    switching_time_us: float | None = Field(None, ge=0)
 
 
 class LinkConfig(Strict):
@@ -181,6 +276,13 @@ class LinkConfig(Strict):
     attempts: AttemptConfig = AttemptConfig()
     #: Fidelity of a freshly heralded pair (simulated links; real links measure it).
     fidelity: float = Field(0.97, gt=0.25, le=1.0)
+    #: Simulated photonics of this link (merged over the experiment's ``physics:``).
+    sim: SimLinkConfig | None = None
+    #: The optical switch port this end's transceiver reaches the link through.
+    switch: LinkSwitchConfig | None = None
+    #: The time tagger of this end's heralding detector (receiving ends of at_source and
+    #: midpoint_source links). Unset: the node's only time tagger.
+    herald_tagger: str | None = Field(None, pattern=NAME_PATTERN)
 
     @field_validator("herald_endpoint")
     @classmethod
@@ -227,6 +329,8 @@ class NodeConfig(Strict):
     qnics: list[QnicConfig] = []
     instruments: list[InstrumentConfig] = []
     links: list[LinkConfig] = []
+    #: A transceiver behind an optical switch serving several of the links.
+    transceiver: TransceiverConfig | None = None
     calibration: CalibrationConfig | None = None
 
     def qnic(self, address: int) -> QnicConfig | None:
@@ -237,3 +341,25 @@ class NodeConfig(Strict):
 
     def link_to(self, neighbour: str) -> LinkConfig | None:
         return next((l for l in self.links if l.neighbour == neighbour), None)
+
+    def communication_qubits(self, address: int) -> list[int]:
+        """QNIC ``address``'s communication qubits (all of its qubits unless it lists them)."""
+        q = self.qnic(address)
+        if q is None:
+            return []
+        return list(q.communication_qubits if q.communication_qubits is not None else range(q.qubits))
+
+    def buffered_neighbour(self) -> str | None:
+        """The neighbour whose pairs this node moves into storage as they arrive, or None.
+
+        A transceiver under the ``priority`` policy with fewer communication qubits than links
+        (the minimal repeater: one transceiver qubit, one buffer qubit) cannot keep a pair per
+        link on its communication qubits: it serves the first link of its order, moves that pair
+        into storage, then serves the next (``ruleset.builders.buffered_chain_rulesets``)."""
+        t = self.transceiver
+        if t is None or t.policy is not SwitchPolicyName.PRIORITY:
+            return None
+        first = self.link_to(t.order[0])
+        if first is None:
+            return None
+        return t.order[0] if len(self.communication_qubits(first.qnic)) < len(t.order) else None
