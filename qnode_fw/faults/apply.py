@@ -49,6 +49,8 @@ class FaultTargets:
     #: The node addresses of the testbed (to tell a typo from another process's node).
     nodes: Sequence[NodeAddress] = ()
     only_node: NodeAddress | None = None
+    #: Loop time the plan's ``at_s`` / ``crash_at_s`` count from (the experiment's start).
+    origin_ps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ def apply_fault_plan(plan: FaultPlan, targets: FaultTargets) -> AppliedFaults:
         return targets.only_node is None or node is None or node == targets.only_node
 
     def at(t_s: float, callback: Callable, *args: Any) -> None:
-        when = max(seconds_ps(t_s), loop.now_ps())
+        when = max(targets.origin_ps + seconds_ps(t_s), loop.now_ps())
         applied._timers.append(loop.call_at(when, callback, *args))
 
     def record(kind: str, target: str, detail: str) -> None:
