@@ -5,11 +5,20 @@ one simulated World (so a photon one node emits is the photon its BSA station de
 :class:`~qnode_fw.control.InProcessNetwork` whose per-path delay is the fibre delay between the
 nodes (classical signals in the same fibre bundle). Each node is the same :class:`~qnode_fw.node.Node`
 that ``qnode run`` starts on a lab PC; only the environment differs.
+
+:meth:`VirtualTestbed.crash` and :meth:`VirtualTestbed.restart` play a node PC that dies and boots
+again (the fault plan's ``nodes:``): the crash silences its control link without a goodbye, ends
+its connections and RuleSets without a word to anyone, loses its quantum memory (every qubit
+re-initialised) and drops whatever its software had scheduled to send; the restart brings the
+control link back with a new boot id and fresh per-peer state, so peers see "peer restarted".
+Parts built around a node by an experiment (its link layer) follow through ``on_crash`` and
+``on_restart``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..clock import VirtualClock
@@ -61,6 +70,11 @@ class VirtualTestbed:
                                   self.streams, self.world, costs)
             self.nodes[cfg.address] = Node(cfg, env)
         self.started = False
+        self.crashed: set[str] = set()
+        #: ``fn(address)`` after a node crashed / restarted (an experiment's per-node parts).
+        self.on_crash: list[Callable[[str], None]] = []
+        self.on_restart: list[Callable[[str], None]] = []
+        self._sends: dict[str, _Incarnation] = {}
 
     def now_ps(self) -> int:
         return self.loop.now_ps()
@@ -76,6 +90,8 @@ class VirtualTestbed:
                 node.stop()
             raise
         self.started = True
+        for address, node in self.nodes.items():
+            self._guard_sends(address, node)
         event(log, logging.INFO, "testbed.started", testbed=self.config.name, nodes=len(self.nodes),
               seed=self.seed)
 
@@ -89,8 +105,72 @@ class VirtualTestbed:
         self.loop.run_until(self.loop.now_ps() + 10 * LAN_DELAY_PS)
         self.started = False
 
+    # -- a node that dies and boots again ---------------------------------------------------------
+    def _guard_sends(self, address: str, node: Node) -> None:
+        # The executor sends some results only once its operation's time has passed (a loop
+        # timer holding the send function): a dead process must not send them later, so each
+        # incarnation gets its own send function and a crash retires it.
+        if node.executor is not None:
+            inner = self._sends[address].inner if address in self._sends else node.executor._send
+            self._sends[address] = node.executor._send = _Incarnation(inner)
+
+    def crash(self, address: str) -> None:
+        """``address``'s process dies now: no goodbye, state and quantum memory lost."""
+        node = self.nodes[address]
+        if address in self.crashed:
+            return
+        self.crashed.add(address)
+        self.network.crash(address)
+        if address in self._sends:
+            self._sends[address].alive = False
+        if node.manager is not None:
+            for conn_id, conn in list(node.manager.connections.items()):
+                if conn.state != "closed":
+                    # Its close messages meet a stopped link and go nowhere.
+                    node.manager.teardown(conn_id, detail=f"{address} crashed")
+        if node.executor is not None:
+            for ruleset_id in list(node.executor.installed):
+                node.executor.teardown(ruleset_id)
+        for qnic in node.qnics.values():
+            for index in range(qnic.num_qubits):
+                qnic.init(index)
+        event(log, logging.WARNING, "node.crashed", node=address)
+        for fn in list(self.on_crash):
+            fn(address)
+
+    def restart(self, address: str) -> None:
+        """``address`` boots again: control link with a new boot id, nothing installed."""
+        node = self.nodes[address]
+        if address not in self.crashed:
+            return
+        self.crashed.discard(address)
+        link = node.control
+        peers = link.peers
+        # A new process: a later boot id and no memory of any peer's stream.
+        link._peers.clear()
+        for peer in peers:
+            link.add_peer(peer)
+        link.boot += 1
+        link.start()
+        self._guard_sends(address, node)
+        event(log, logging.WARNING, "node.restarted", node=address, boot=link.boot)
+        for fn in list(self.on_restart):
+            fn(address)
+
     def status(self) -> dict[str, NodeStatus]:
         return {a: n.status() for a, n in self.nodes.items()}
 
     def all_peers_up(self) -> bool:
         return all(up for st in self.status().values() for up, _ in st.peers.values())
+
+
+class _Incarnation:
+    """A send function that works until its process incarnation is retired."""
+
+    def __init__(self, inner: Callable) -> None:
+        self.inner = inner
+        self.alive = True
+
+    def __call__(self, *args) -> None:
+        if self.alive:
+            self.inner(*args)
