@@ -11,6 +11,11 @@ terminal a progress bar and a status table show the run, ``--json`` prints exact
 object instead, ``--metrics-port`` serves Prometheus metrics while it runs. Exit 0 when the run
 completed with no wrong pair and no leaked qubit, 1 otherwise.
 
+``--fault drop=0.05,dup=0.01,reorder=0.01`` injects message faults into the control and herald
+links (``control.drop=...`` or ``herald.dup=...`` for one plane; ``delay_us``, ``reorder_us``,
+``seed``), over the experiment YAML's ``faults:`` section (docs/faults.md). What was injected is in
+the run record and in summary.json under ``faults``.
+
 With ``--processes`` every node runs as its own OS process (``qnode run``, the lab's deployment
 path) over ZeroMQ on loopback on the wall clock, the simulated physics in a World server process
 (:mod:`qnode_fw.testbed.processes`); ``--duration`` is then wall-clock seconds and the summary
@@ -45,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="serve Prometheus metrics on 127.0.0.1:PORT while the experiment runs")
     p.add_argument("--processes", action="store_true",
                    help="one OS process per node over ZeroMQ on loopback, wall clock")
+    p.add_argument("--fault", metavar="KEY=VALUE,...",
+                   help="message faults, e.g. drop=0.05,dup=0.01,reorder=0.01 (over the "
+                        "experiment's faults:)")
     p.add_argument("--netns", action="store_true",
                    help="with --processes, as root: each node in its own network namespace, "
                         "netem delay = fibre delay between nodes sharing fibre")
@@ -58,6 +66,11 @@ def handle(args: argparse.Namespace) -> int:
         return run_processes_command(args)
     if args.experiment is not None:
         return run_experiment_command(args)
+    if args.fault is not None:
+        from qnode_fw.errors import ConfigError
+
+        raise ConfigError("faults are injected into an experiment run", field="--fault",
+                          expected="--experiment EXP.yaml with --fault")
     if args.duration is None:
         args.duration = 1.0
     loaded = load_testbed(args.testbed)
@@ -102,7 +115,8 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         live = LiveView(f"{args.experiment}")
     options = RunOptions(seed=args.seed, duration_s=args.duration, out_dir=args.out,
                          on_progress=live.update if live is not None else None,
-                         on_slice=metrics.update if metrics is not None else None, argv=sys.argv)
+                         on_slice=metrics.update if metrics is not None else None, argv=sys.argv,
+                         fault=args.fault)
     try:
         if live is not None:
             with live:
@@ -118,5 +132,26 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     else:
         print("\n".join(summary_lines({**summary, "kind": result.experiment.kind,
                                        "details": result.results.details})))
-    clean = not summary.get("wrong_pairs") and not summary.get("leaked_qubits")
+        if result.faults is not None:
+            print("\n".join(fault_lines(result.faults)))
+        if result.stop_reason is not None:
+            print(f"  stopped early: {result.stop_reason}")
+    clean = (not summary.get("wrong_pairs") and not summary.get("leaked_qubits")
+             and result.stop_reason is None)
     return 0 if clean else 1
+
+
+def fault_lines(faults: dict) -> list[str]:
+    """The summary's ``faults`` section in a few lines."""
+    lines = []
+    for plane in ("control", "herald"):
+        st = faults.get(plane) or {}
+        if st.get("messages"):
+            lines.append(f"  {plane} faults: {st['messages']} messages, {st['dropped']} dropped, "
+                         f"{st['duplicated']} duplicated, {st['reordered']} reordered, "
+                         f"{st['delayed']} delayed")
+    for e in faults.get("events", []):
+        lines.append(f"  fault at {e['t_ps'] / 1e9:.3f} ms: {e['kind']} {e['target']} ({e['detail']})")
+    for f in faults.get("instrument_failures", []):
+        lines.append(f"  instrument {f['instrument']} failed ({f['count']}x): {f['message']}")
+    return lines

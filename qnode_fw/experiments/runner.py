@@ -8,6 +8,12 @@ done or its time is up (twice its duration plus a second, as a safety net). Betw
 flushes the run record (so a killed run leaves a record up to the last slice), writes a
 ``status: running`` summary, and calls the progress and metrics hooks. The summary has exactly
 the fields of :class:`~.base.Summary`.
+
+Faults (:mod:`qnode_fw.faults`): the experiment's ``faults:`` with ``--fault`` over it are applied
+once the experiment is set up; what was injected goes into the record as it happens and into
+summary.json under ``faults``. An instrument error escaping into the loop is named and handled as
+the experiment's ``on_instrument_failure`` says (``stop``: the run is drained, closed and ends
+with ``status: stopped``; ``continue``: it runs on); summary.json lists ``instrument_failures``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from ..config.experiment import LoadedExperiment, load_experiment
 from ..config.testbed import LoadedTestbed, load_testbed
 from ..errors import ConfigError
 from ..logs import event
+from ..faults.apply import apply_fault_plan
+from ..faults.runners import (FaultLog, InstrumentFailures, instrument_names, run_fault_plan,
+                              virtual_fault_targets)
 from ..records import RunRecord
 from ..units import MS, S
 from .base import Experiment, Results, RunContext, StatusRow, Summary, experiment_class
@@ -46,6 +55,8 @@ class RunOptions:
     #: ``fn(testbed, experiment)`` between slices (the Prometheus exporter).
     on_slice: Callable[[Any, Experiment], None] | None = None
     argv: list[str] | None = None
+    #: ``--fault`` (``drop=0.05,dup=0.01``): message faults over the experiment's ``faults:``.
+    fault: str | None = None
 
 
 @dataclass
@@ -55,6 +66,10 @@ class RunResult:
     run_dir: Path | None
     testbed: Any
     experiment: Experiment
+    #: The summary's ``faults`` section (plan, counts, event log, instrument failures) or None.
+    faults: dict[str, Any] | None = None
+    #: Why the run ended early (a failed instrument under ``on_instrument_failure: stop``).
+    stop_reason: str | None = None
 
 
 def resolve_testbed(loaded: LoadedExperiment, testbed_path: str | Path | None) -> LoadedTestbed:
@@ -67,9 +82,11 @@ def resolve_testbed(loaded: LoadedExperiment, testbed_path: str | Path | None) -
 
 
 def resolved_configuration(tb: LoadedTestbed, exp: LoadedExperiment, seed: int, duration_s: float,
-                           argv: list[str] | None) -> dict[str, Any]:
+                           argv: list[str] | None, plan: Any = None) -> dict[str, Any]:
     exp_dump = exp.config.model_dump(mode="json")
     exp_dump["params"] = exp.params.model_dump(mode="json")
+    # The plan the run applies: the experiment's faults: with --fault over it.
+    exp_dump["faults"] = plan.model_dump(mode="json") if plan is not None else None
     return {
         "run": {"qnode_fw": __version__, "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
                 "seed": seed, "duration_s": duration_s, "mode": "virtual",
@@ -94,28 +111,45 @@ def run_experiment(experiment_path: str | Path, testbed_path: str | Path | None 
         raise ConfigError(f"duration must be positive, got {duration_s}", field="--duration",
                           expected="simulated seconds > 0")
     duration_ps = int(round(duration_s * S))
+    plan = run_fault_plan(loaded.config.faults, options.fault)
     record = None
     if options.out_dir is not None:
         record = RunRecord.create(options.out_dir, loaded.config.name)
-        record.write_config(resolved_configuration(tb_loaded, loaded, seed, duration_s, options.argv))
+        record.write_config(resolved_configuration(tb_loaded, loaded, seed, duration_s, options.argv,
+                                                   plan))
     wall0 = time.monotonic()
     testbed = VirtualTestbed(tb_loaded, seed=seed)
     ctx = RunContext(testbed, loaded, loaded.params, seed, duration_ps, record)
     cls = experiment_class(loaded.config.kind)
     experiment: Experiment | None = None
+    fault_log: FaultLog | None = None
     try:
         testbed.start()
+        failures = InstrumentFailures(
+            loaded.config.on_instrument_failure, instrument_names(testbed.nodes), testbed.now_ps,
+            on_failure=lambda f: ctx.log("instrument.failed", f.instrument.split("/")[0],
+                                         **{k: v for k, v in f.to_dict().items() if k != "t_ps"}))
+        failures.guard_run_until(testbed.loop)
         _wait_for_control_links(testbed)
         experiment = cls(ctx)
         experiment.setup()
         ctx.log("experiment.started", None, kind=loaded.config.kind, seed=seed, duration_s=duration_s)
         start_ps = testbed.now_ps()
+        if plan is not None:
+            applied = apply_fault_plan(plan, virtual_fault_targets(plan, testbed, experiment,
+                                                                   testbed.streams, start_ps))
+            fault_log = FaultLog(plan, applied, record, failures)
+            ctx.log("faults.applied", None, plan=plan.model_dump(mode="json", exclude_defaults=True))
         # Kinds that run for the duration stop there; kinds with their own schedule stop when
         # done, with twice the duration and a second as a safety net.
         end_ps = start_ps + (duration_ps if cls.ends_at_duration else 2 * duration_ps + 1 * S)
-        while not experiment.done() and testbed.now_ps() < end_ps:
+        while not experiment.done() and testbed.now_ps() < end_ps and failures.stop_reason is None:
             testbed.loop.run_until(min(testbed.now_ps() + experiment.slice_ps, end_ps))
+            if fault_log is not None:
+                fault_log.flush()
             _between_slices(testbed, experiment, ctx, options, start_ps, duration_ps, wall0, record)
+        if failures.stop_reason is not None:
+            ctx.log("experiment.stopping", None, reason=failures.stop_reason)
         results = experiment.finish()
         sim_s = (testbed.now_ps() - start_ps) / S
         ctx.log("experiment.finished", None, sim_time_s=sim_s)
@@ -124,11 +158,21 @@ def run_experiment(experiment_path: str | Path, testbed_path: str | Path | None 
                           results.chsh_s_stderr, results.wrong_pairs, results.leaked_qubits,
                           sim_s, time.monotonic() - wall0, testbed.loop.events_processed,
                           str(record.root) if record is not None else None)
+        faults = fault_log.summary() if fault_log is not None else None
+        extra: dict[str, Any] = {"instrument_failures": failures.to_list()}
+        if faults is not None:
+            extra["faults"] = faults
+        if failures.stop_reason is not None:
+            extra["stop_reason"] = failures.stop_reason
         if record is not None:
-            record.write_summary({**summary.to_dict(), "status": "complete", "kind": loaded.config.kind,
-                                  "seed": seed, "details": results.details})
+            record.write_summary({**summary.to_dict(),
+                                  "status": "stopped" if failures.stop_reason else "complete",
+                                  "kind": loaded.config.kind, "seed": seed, **extra,
+                                  "details": results.details})
     except BaseException as exc:
         if record is not None:
+            if fault_log is not None:
+                fault_log.flush()
             record.write_summary({"experiment": loaded.config.name, "kind": loaded.config.kind,
                                   "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                                   "sim_time_s": testbed.now_ps() / S,
@@ -142,7 +186,8 @@ def run_experiment(experiment_path: str | Path, testbed_path: str | Path | None 
         record.close()
     _stop(testbed)
     event(log, logging.INFO, "experiment.summary", **{k: v for k, v in summary.to_dict().items()})
-    return RunResult(summary, results, record.root if record is not None else None, testbed, experiment)
+    return RunResult(summary, results, record.root if record is not None else None, testbed, experiment,
+                     faults, failures.stop_reason)
 
 
 def _wait_for_control_links(testbed) -> None:
