@@ -1,31 +1,37 @@
 """Heralded memory links on a virtual testbed, from the testbed's YAML: the physical path of every
-``both_endpoints`` link, run by the timing layer at every node.
+memory link, whatever its scheme, run by the timing layer at every node.
 
-For each link ``a``–``b`` through BSA station ``s`` (each end's fibre to the station is half the
-link's ``fibre_km``; the attempt period and window come from the link's ``attempts:``):
+:mod:`.link_specs` joins both ends' ``links:`` entries into one
+:class:`~qnode_fw.experiments.link_specs.LinkSpec` per link (the timing layer's
+:class:`~timing.schemes.LinkSchemeParams`, the simulated photonics, heralding taggers, switch
+ports, communication-qubit shares) and each node's ``transceiver:`` into a
+:class:`~qnode_fw.experiments.link_specs.TransceiverSpec`. For each link ``a``–``b``:
 
-1. **attempts** – each end runs an :class:`~timing.schedule.AttemptSchedule` while the node's
-   demand for the link is positive (connections through it) and it holds fewer than
-   ``max_pairs_per_link`` pairs with the partner. Both ends attempt in the link's common grid
-   (the first ``n`` slots of every cycle of ``c`` slots, see :meth:`MemoryLinks._grid`), each
-   with a free communication qubit (:class:`~timing.comm_qubits.CommQubitPool`: not waiting for
-   a herald, not held by the RuleSet executor or the application, not busy with a gate);
-2. **trigger** – once per cycle the schedule bus-triggers the node's AWG
-   (:class:`~timing.schedule.AwgMarkerTrigger`, one AWG channel per link), which plays a burst
-   of ``n`` slot waveforms; each marker edge starts the emission of a free communication qubit
-   (:meth:`~timing.link_end.LinkEndRuntime.attempt`);
-3. **photons** – the simulated World's memory link (:func:`sim_backend.link_schemes.build_sim_link`)
-   sends both photons through their fibres to the station's linear-optics BSA, writes sync and
-   click tags into the station's time tagger, and sets the memories' joint state;
-4. **herald** – the station (:class:`~timing.link_end.BsaStationRuntime`) reads its tagger every
-   ``station_read_us``, decodes Ψ±/failure per attempt and sends herald frames to both ends over the link's
-   in-process herald link (fibre delay);
-5. **binding** – each end's :class:`~timing.binding.PairBinder` binds the herald to the qubit that
-   emitted in that attempt and raises ``PairReady`` into the node's RuleSet executor.
+1. **attempts** – each end acts while the node's demand for the link is positive (connections
+   through it) and it holds fewer than ``max_pairs_per_link`` pairs with the partner, with a free
+   communication qubit (:class:`~timing.comm_qubits.CommQubitPool`). Both ends act in the link's
+   common grid (the first ``n`` slots of every cycle of ``c`` slots, :meth:`LinkSpec.grid`);
+2. **trigger** – an emitting end's schedule bus-triggers the node's AWG once per cycle
+   (:class:`~timing.schedule.AwgMarkerTrigger`, one AWG channel per emitting link), whose burst's
+   marker edges start the emissions; a receiving end arms its communication qubit from its
+   schedule (``QNIC.absorb``); an EPPS station pumps its source in the grid's slots; a switched
+   transceiver (:class:`~timing.switched.SwitchedTransceiver`) attempts on the link its switch
+   points at, in that link's grid slots;
+3. **photons** – the simulated World's link of the scheme
+   (:func:`sim_backend.link_schemes.build_sim_link`) writes sync and click tags into each
+   heralding detector's tagger (the BSA station's, or each receiving end's transducer herald
+   detector) and sets the memories' joint state;
+4. **herald** – a BSA station (:class:`~timing.link_end.BsaStationRuntime`) reads its tagger every
+   ``station_read_us`` (or, with ``herald_delay_ns``, in every slot) and sends Ψ±/failure to both
+   ends; a receiving end reads its own detector at each armed attempt and sends its outcome to the
+   other end (:class:`~timing.link_end.LinkEndRuntime`), all over the link's in-process herald
+   link (fibre delay);
+5. **binding** – each end's :class:`~timing.binding.PairBinder` binds the outcome to the qubit that
+   acted in that attempt and raises ``PairReady`` into the node's RuleSet executor.
 
 A QNIC serving several links gives each a share of its communication qubits (in the order the
-node file lists the links), since a photon leaves through the transceiver of the qubit that emits
-it. Nothing here decides which pairs to keep: the RuleSets do.
+node file lists the links); the links of a transceiver share its whole part. Nothing here decides
+which pairs to keep: the RuleSets do.
 """
 
 from __future__ import annotations
@@ -37,12 +43,13 @@ import numpy as np
 from pydantic import Field
 
 from ..addresses import QubitAddress
-from ..config.node import InstrumentKind, LinkScheme as ConfigScheme
+from ..config.node import InstrumentKind
 from ..errors import ConfigError, QubitRoleError
 from ..events import PairReady
 from ..routing import LinkFigures
-from ..units import NS, US, fibre_delay_ps
+from ..units import US
 from .base import Params, RunContext
+from .link_specs import LinkSpec, TransceiverSpec, resolve_links
 
 #: AWG waveform of one attempt slot at 1 GS/s, marker 1 high for its first four samples.
 _ATTEMPT_WAVEFORM = "attempt"
@@ -58,10 +65,16 @@ class DetectorSettings(Params):
 
 
 class LinkPhysics(Params):
-    """Simulated photonics of every memory link, and how the link layer runs it."""
+    """Simulated photonics of every memory link (a link's own ``sim:`` in the node YAML wins
+    field by field), and how the link layer runs it."""
 
     #: Fraction of emitted photons that enter the fibre (emission into the mode, coupling).
     collection_efficiency: float = Field(0.3, gt=0, le=1)
+    #: A photon reaching a receiving memory is absorbed with this probability (at_source,
+    #: midpoint_source).
+    transfer_efficiency: float = Field(0.5, gt=0, le=1)
+    #: midpoint_source: mean pairs per pump pulse of the thermal source (μ).
+    mean_pairs_per_attempt: float = Field(0.1, ge=0)
     attenuation_db_per_km: float = Field(0.2, ge=0)
     detector: DetectorSettings = DetectorSettings()
     #: The BSA station reads its tagger this often (us); a herald leaves at most this plus
@@ -81,158 +94,227 @@ class LinkRun:
     name: str
     params: object                       # timing.schemes.LinkSchemeParams
     station: str
-    sim: object                          # the World's MemoryLink
-    station_runtime: object              # BsaStationRuntime
+    sim: object                          # the World's link (MemoryLink, AtSourceLink, MidpointSourceLink)
+    station_runtime: object | None       # BsaStationRuntime (both_endpoints), else None
+    spec: LinkSpec | None = None
     ends: dict[str, object] = field(default_factory=dict)       # node -> LinkEndRuntime
     schedules: dict[str, object] = field(default_factory=dict)  # node -> AttemptSchedule
     demand: dict[str, object] = field(default_factory=dict)     # node -> DemandCounter
     qubits: dict[str, tuple[int, ...]] = field(default_factory=dict)
     eta: tuple[float, float] = (0.0, 0.0)
+    #: heralded success probability per joint attempt by the scheme's closed form, and the
+    #: probability that a herald leaves the memories entangled
+    p_success: float = 0.0
+    p_entangled: float = 0.0
     pairs_ready: dict[str, int] = field(default_factory=dict)
     herald_latency_ps: list[int] = field(default_factory=list)
     read_timer: object = None
+    pump: object = None                  # midpoint_source: the EPPS station's pump schedule
     last_slot_ps: int = -(1 << 62)       # slot time of the latest attempt made at either end
     logged_heralds: int = 0
+    #: attempts bound at either end, and those whose memories the simulator left unentangled
+    bound: set[int] = field(default_factory=set)
+    false_heralds: set[int] = field(default_factory=set)
+    #: share of the slots the link's grid gives its ends, and 1/k for a switched end serving k links
+    duty: float = 1.0
+
+    @property
+    def scheme(self) -> str:
+        return self.params.scheme.value   # type: ignore[attr-defined]
 
     @property
     def success_probability(self) -> float:
-        """½·η_a·η_b: the linear-optics BSA's Ψ± heralds (dark counts neglected)."""
-        return 0.5 * self.eta[0] * self.eta[1]
+        """Heralded success probability per joint attempt by the scheme's closed form: ½·η_a·η_b
+        for both_endpoints (dark counts neglected), the transducer forms otherwise."""
+        return self.p_success
 
     def joint_attempts(self) -> int:
-        """Attempts in which both ends emitted (only those can herald a pair)."""
+        """Attempts in which both ends acted (only those can herald a pair)."""
         a, b = (set(k for k, _t, _q in e.attempts) for e in self.ends.values())
         return len(a & b)
 
     def heralds(self) -> int:
-        return len([s for s in self.station_runtime.sent if s[1].bell_state is not None])
+        """Successful heralds: Ψ± sent by the BSA, or attempts bound at the ends (at_source: the
+        receiver's successes; midpoint_source: both ends absorbed)."""
+        if self.station_runtime is not None:
+            return len([s for s in self.station_runtime.sent if s[1].bell_state is not None])
+        return len(self.bound)
+
+
+class _GridEnd:
+    """A switched link end that acts only in its link's grid slots, where its partner acts too:
+    what :class:`~timing.switched.SwitchedTransceiver` sees of a
+    :class:`~timing.link_end.LinkEndRuntime`."""
+
+    def __init__(self, end, run: LinkRun, cycle: int, share: int) -> None:
+        self.end = end
+        self.run = run
+        self.cycle = cycle
+        self.share = share
+
+    def attempt_at_or_after(self, t_ps: int) -> int:
+        k = self.end.attempt_at_or_after(t_ps)
+        m, j = divmod(k, self.cycle)
+        return k if j < self.share else (m + 1) * self.cycle
+
+    def attempt(self, attempt_id: int) -> int:
+        q = self.end.attempt(attempt_id)
+        self.run.last_slot_ps = max(self.run.last_slot_ps, self.run.params.slot_time_ps(attempt_id))
+        return q
+
+    def __getattr__(self, item):
+        return getattr(self.end, item)
+
+
+@dataclass
+class TransceiverRun:
+    spec: TransceiverSpec
+    transceiver: object                  # timing.switched.SwitchedTransceiver
+    switch: object                       # the optical switch driver
 
 
 class MemoryLinks:
-    """Every ``both_endpoints`` link of a started :class:`~qnode_fw.testbed.virtual.VirtualTestbed`
-    (see the module docstring). ``on_pair_ready(node, ready)`` overrides what happens to a
+    """Every memory link of a started :class:`~qnode_fw.testbed.virtual.VirtualTestbed`, of any
+    scheme (see the module docstring). ``on_pair_ready(node, ready)`` overrides what happens to a
     heralded pair (default: the node's RuleSet executor takes it); ``held(node)`` lists qubits the
-    application holds."""
+    application holds; ``schemes`` limits the links built (config ``LinkScheme`` values)."""
 
     def __init__(self, ctx: RunContext, physics: LinkPhysics, *,
                  held: Callable[[str], set[QubitAddress]] | None = None,
                  on_pair_ready: Callable[[str, PairReady], None] | None = None,
                  on_station_tags: Callable[[str, object], None] | None = None,
-                 record_tags: bool = True) -> None:
-        from sim_backend.link_schemes import SimLinkPhysics, build_sim_link
-        from sim_backend.physics.detector import DetectorParams
-        from timing.comm_qubits import CommQubitPool
-        from timing.herald_link import InProcessHeraldLink
-        from timing.link_end import BsaStationRuntime, LinkEndRuntime
-        from timing.schedule import DemandCounter
-        from timing.schemes import LinkEndParams, LinkScheme, LinkSchemeParams
-
+                 record_tags: bool = True, schemes: set | None = None) -> None:
         self.ctx = ctx
         self.physics = physics
         self.tb = ctx.testbed
         self.loop = ctx.loop
         self._held = held or (lambda node: set())
         self._on_pair_ready = on_pair_ready
+        self._on_station_tags = on_station_tags
+        self._record = ctx.record if record_tags else None
         self.links: dict[str, LinkRun] = {}
         self.pools: dict[tuple[str, int], object] = {}
+        self.transceivers: dict[str, TransceiverRun] = {}
         self._marker_routes: dict[tuple[str, int], tuple[LinkRun, str, set[int]]] = {}
-        cfg = self.tb.config
-        now = self.loop.now_ps()
-        det = physics.detector
-        detector = DetectorParams(det.efficiency, det.dark_count_rate_hz, int(det.dead_time_ns * NS),
-                                  det.jitter_fwhm_ps)
-        shares = self._shares = self._qubit_shares()
-        awg_channels: dict[str, int] = {}
-        for a, b in cfg.quantum_links():
-            la, lb = cfg.node(a).link_to(b), cfg.node(b).link_to(a)
-            if la is None or lb is None or la.scheme is not ConfigScheme.BOTH_ENDPOINTS:
-                continue
-            station = la.station
-            period = int(round(la.attempts.period_ns * NS))
-            window = int(round(la.attempts.window_ns * NS))
-            d = fibre_delay_ps(la.fibre_km / 2)
-            # the first slot leaves time for both photons to be emitted after now
-            start = (-(-(now + 2 * d + period) // period)) * period
-            name = f"{a}-{b}"
-            params = LinkSchemeParams(name, LinkScheme.BOTH_ENDPOINTS, station,
-                                      (LinkEndParams(a, la.qnic, la.fibre_km / 2),
-                                       LinkEndParams(b, lb.qnic, lb.fibre_km / 2)),
-                                      period_ps=period, start_ps=start, window_ps=window,
-                                      herald_delay_ps=int(round((physics.station_read_us
-                                                                 + physics.decode_us) * US)),
-                                      where=f"{a}.links[{b}]")
-            station_node = self.tb.nodes[station]
-            tagger_name = self._instrument(station_node, InstrumentKind.TIME_TAGGER)
-            tagger = station_node.instruments[tagger_name]
-            qualified_tagger = station_node.qualified(tagger_name)
-            sim_physics = SimLinkPhysics(collection_efficiency=physics.collection_efficiency,
-                                         detector=detector, link_fidelity=la.fidelity,
-                                         attenuation_db_per_km=physics.attenuation_db_per_km)
-            sim = build_sim_link(ctx.world, params, sim_physics, taggers={station: qualified_tagger},
-                                 qubits={a: shares[(a, b)], b: shares[(b, a)]})
-            tagger.start_stream([1, 2, 3, 4, 5])
-            record = ctx.record if record_tags else None
-            read = (_TaggerTap(tagger, qualified_tagger, record, name, on_station_tags)
-                    if (record is not None or on_station_tags is not None) else tagger)
-            herald = InProcessHeraldLink(self.loop, name)
-            for i, node in enumerate(params.nodes):
-                herald.set_delay(station, node, params.delay_ps(i))
-            runtime = BsaStationRuntime(self.loop, params, read, herald.endpoint(station))
-            run = LinkRun(name, params, station, sim, runtime)
-            run.eta = tuple(sim.eta(i, ctx.world) * physics.detector.efficiency for i in (0, 1))
-            for i, node_name in enumerate(params.nodes):
-                node = self.tb.nodes[node_name]
-                if node.executor is None:
-                    raise ConfigError(f"{node_name} ends memory link {name} but has no QNIC",
-                                      field=f"{node_name}.qnics")
-                qnic_addr = params.ends[i].qnic
-                key = (node_name, qnic_addr)
-                if key not in self.pools:
-                    ex = node.executor
-                    self.pools[key] = CommQubitPool(
-                        node.qnics[qnic_addr], self.loop.clock,
-                        held=lambda ex=ex, n=node_name: ex.held_qubits() | self._held(n),
-                        free_at_ps=ex.free_at_ps)
-                partner = params.partner(i)
-                end = LinkEndRuntime(self.loop, params, i, node.qnics[qnic_addr], self.pools[key],
-                                     herald.endpoint(node_name),
-                                     on_pair_ready=lambda ev, n=node_name, r=run: self._ready(n, r, ev),
-                                     qubits=shares[(node_name, partner)],
-                                     fidelity_estimate=la.fidelity)
-                run.ends[node_name] = end
-                run.qubits[node_name] = shares[(node_name, partner)]
-                run.pairs_ready[node_name] = 0
-                demand = DemandCounter()
-                run.demand[node_name] = demand
-                channel = awg_channels.get(node_name, 0) + 1
-                awg_channels[node_name] = channel
-                run.schedules[node_name] = self._awg_schedule(node, run, end, demand, partner, channel)
-            self._read_station(run)
-            self.links[name] = run
+        self._awg_channels: dict[str, int] = {}
+        #: (node, qubit) -> its latest link pair came from a herald the simulator left unentangled
+        self._false_qubits: dict[tuple[str, QubitAddress], bool] = {}
+        specs, transceivers = resolve_links(self.tb.config, physics, self.loop.now_ps(), schemes)
+        switched = {(t.node, name) for t in transceivers.values() for name in t.routes}
+        for spec in specs:
+            self.links[spec.name] = self._build(spec, switched)
+        for t in transceivers.values():
+            self.transceivers[t.node] = self._build_transceiver(t)
         if self._marker_routes:
             ctx.world.marker_listeners.append(self._marker_edge)
 
     # -- building -----------------------------------------------------------------------------
-    def _qubit_shares(self) -> dict[tuple[str, str], tuple[int, ...]]:
-        """(node, neighbour) -> the communication qubits of the link's QNIC this link may use."""
-        shares: dict[tuple[str, str], tuple[int, ...]] = {}
-        for node in self.tb.nodes.values():
-            by_qnic: dict[int, list[str]] = {}
-            for link in node.config.links:
-                if link.scheme is ConfigScheme.BOTH_ENDPOINTS:
-                    by_qnic.setdefault(link.qnic, []).append(link.neighbour)
-            for qnic_addr, neighbours in by_qnic.items():
-                q = node.config.qnic(qnic_addr)
-                comm = list(q.communication_qubits if q.communication_qubits is not None else range(q.qubits))
-                per = len(comm) // len(neighbours)
-                if per == 0:
-                    raise ConfigError(f"QNIC {qnic_addr} of {node.address} has {len(comm)} "
-                                      f"communication qubit(s) for {len(neighbours)} links",
-                                      field=f"{node.address}.qnics[{qnic_addr}].communication_qubits",
-                                      expected="at least one per link using the QNIC")
-                for k, nb in enumerate(neighbours):
-                    shares[(node.address, nb)] = tuple(comm[k * per:(k + 1) * per])
-        return shares
+    def _build(self, spec: LinkSpec, switched: set[tuple[str, str]]) -> LinkRun:
+        from sim_backend.link_schemes import build_sim_link
+        from timing.herald_link import InProcessHeraldLink
+        from timing.link_end import BsaStationRuntime, LinkEndRuntime
+        from timing.schedule import DemandCounter
+        from timing.schemes import LinkScheme
+
+        params = spec.params
+        name = spec.name
+        scheme = params.scheme
+        taggers = {node: self.tb.nodes[node].instruments[t] for node, t in spec.taggers.items()}
+        qualified = {node: self.tb.nodes[node].qualified(t) for node, t in spec.taggers.items()}
+        switches = {node: (self.tb.nodes[node].qualified(p.instrument), p.input, p.output)
+                    for node, p in spec.switches.items()}
+        sim = build_sim_link(self.ctx.world, params, spec.physics, taggers=qualified,
+                             switches=switches, qubits=spec.shares)
+        reads = {}
+        for node, tagger in taggers.items():
+            tagger.start_stream([1, 2, 3, 4, 5])
+            wants_tap = self._record is not None or (self._on_station_tags is not None
+                                                     and node == params.station)
+            reads[node] = (_TaggerTap(tagger, qualified[node], self._record, name,
+                                      self._on_station_tags if node == params.station else None)
+                           if wants_tap else tagger)
+        herald = InProcessHeraldLink(self.loop, name)
+        a, b = params.nodes
+        runtime = None
+        if scheme is LinkScheme.BOTH_ENDPOINTS:
+            for i, node in enumerate(params.nodes):
+                herald.set_delay(params.station, node, params.delay_ps(i))
+            runtime = BsaStationRuntime(self.loop, params, reads[params.station],
+                                        herald.endpoint(params.station))
+        elif scheme is LinkScheme.MIDPOINT_SOURCE:
+            herald.set_delay(a, b, params.delay_ps(0) + params.delay_ps(1))
+        else:
+            herald.set_delay(a, b, params.delay_ps(params.emitter_index))
+        run = LinkRun(name, params, params.station, sim, runtime, spec)
+        self._closed_forms(run)
+        cycle, share = spec.grid()
+        for i, node_name in enumerate(params.nodes):
+            node = self.tb.nodes[node_name]
+            if node.executor is None:
+                raise ConfigError(f"{node_name} ends memory link {name} but has no QNIC",
+                                  field=f"{node_name}.qnics")
+            qnic_addr = params.ends[i].qnic
+            partner = params.partner(i)
+            end = LinkEndRuntime(self.loop, params, i, node.qnics[qnic_addr], self._pool(node_name, qnic_addr),
+                                 herald.endpoint(node_name),
+                                 on_pair_ready=lambda ev, n=node_name, r=run: self._ready(n, r, ev),
+                                 tagger=reads.get(node_name) if params.heralds_locally(i) else None,
+                                 qubits=spec.shares[node_name], fidelity_estimate=spec.fidelity)
+            run.ends[node_name] = end
+            run.qubits[node_name] = spec.shares[node_name]
+            run.pairs_ready[node_name] = 0
+            demand = DemandCounter()
+            run.demand[node_name] = demand
+            if (node_name, name) in switched:
+                continue                       # the transceiver attempts for it
+            if params.role(i).value == "emit":
+                channel = self._awg_channels.get(node_name, 0) + 1
+                self._awg_channels[node_name] = channel
+                run.schedules[node_name] = self._awg_schedule(node, run, end, demand, partner, channel)
+            else:
+                run.schedules[node_name] = self._arming_schedule(node, run, end, demand, partner)
+        if scheme is LinkScheme.BOTH_ENDPOINTS:
+            if spec.read_every_slot:
+                runtime.start()                # reads exactly herald_delay after every slot
+            else:
+                self._read_station(run)
+        elif scheme is LinkScheme.MIDPOINT_SOURCE:
+            run.pump = self._pump_schedule(run)
+        run.duty = share / cycle
+        return run
+
+    def _closed_forms(self, run: LinkRun) -> None:
+        from sim_backend.link_schemes import at_source_entangled, dark_probability
+        from timing.schemes import LinkScheme
+
+        params, sim, world = run.params, run.sim, self.ctx.world
+        det = run.spec.physics.detector
+        if params.scheme is LinkScheme.BOTH_ENDPOINTS:
+            run.eta = tuple(sim.eta(i, world) * det.efficiency for i in (0, 1))
+            run.p_success = run.p_entangled = 0.5 * run.eta[0] * run.eta[1]
+        elif params.scheme is LinkScheme.AT_SOURCE:
+            eta = sim.eta(world)
+            d = dark_probability(det, params.window_ps)
+            run.eta = (eta, eta)
+            run.p_success = sim.success_probability(world, params.window_ps)
+            run.p_entangled = at_source_entangled(eta, det.efficiency, d)
+        else:
+            run.eta = (sim.eta(0), sim.eta(1))
+            run.p_success = sim.success_probability(params.window_ps)
+            run.p_entangled = sim.entangled_probability(params.window_ps)
+
+    def _pool(self, node_name: str, qnic_addr: int):
+        from timing.comm_qubits import CommQubitPool
+
+        key = (node_name, qnic_addr)
+        if key not in self.pools:
+            node = self.tb.nodes[node_name]
+            ex = node.executor
+            self.pools[key] = CommQubitPool(
+                node.qnics[qnic_addr], self.loop.clock,
+                held=lambda ex=ex, n=node_name: ex.held_qubits() | self._held(n),
+                free_at_ps=ex.free_at_ps)
+        return self.pools[key]
 
     @staticmethod
     def _instrument(node, kind: InstrumentKind) -> str:
@@ -243,18 +325,20 @@ class MemoryLinks:
                           field=f"{node.address}.instruments", expected=f"a {kind.value}")
 
     def _grid(self, run: LinkRun) -> tuple[int, int]:
-        """The link's common attempt grid: in every cycle of ``c`` slots (the slots one attempt
-        keeps a communication qubit busy, the longer of the two ends) the first ``n`` slots, ``n``
-        the fewer communication qubits of the two ends.
+        """The link's common attempt grid (:meth:`LinkSpec.grid`): in every cycle of ``c`` slots
+        (the slots one attempt keeps a communication qubit busy, the longer of the two ends) the
+        first ``n`` slots, ``n`` the fewer communication qubits of the two ends.
 
         Both ends derive it from the link's parameters alone, so they act in the same slots
         whenever they start and whatever each holds: an end that acted whenever it had a free
         qubit would settle into its own rhythm, out of step with its partner's, and every attempt
         would be one-sided."""
-        a, b = run.params.nodes
-        cycle = max(run.params.slots_per_attempt(i) for i in (0, 1))
-        share = min(len(self._shares[(a, b)]), len(self._shares[(b, a)]))
-        return cycle, min(share, cycle)
+        return run.spec.grid()
+
+    def _gate(self, node, end, partner: str) -> Callable[[int], bool]:
+        limit = self.physics.max_pairs_per_link
+        ex = node.executor
+        return lambda m: end.can_attempt() and ex.pairs_with(partner) < limit
 
     def _awg_schedule(self, node, run: LinkRun, end, demand, partner: str, channel: int):
         """One schedule event per grid cycle: a bus trigger plays an AWG burst of ``n`` attempt
@@ -266,7 +350,7 @@ class MemoryLinks:
         if channel > awg.num_channels:
             raise ConfigError(f"{node.address}'s AWG {awg_name} has {awg.num_channels} channel(s) "
                               f"for {channel} links", field=f"{node.address}.instruments.{awg_name}",
-                              expected="one AWG channel per memory link")
+                              expected="one AWG channel per emitting memory link")
         params = run.params
         cycle, share = self._grid(run)
         samples = max(_MARKER_SAMPLES + 1, int(round(params.period_ps * _SAMPLE_RATE_HZ * 1e-12)))
@@ -280,14 +364,68 @@ class MemoryLinks:
         armed: set[int] = set()
         self._marker_routes[(node.qualified(awg_name), channel)] = (run, node.address, armed)
         offset = end.action_offset_ps
-        limit = self.physics.max_pairs_per_link
-        ex = node.executor
         schedule = AttemptSchedule(
             self.loop, run.name, ScheduleConfig(params.start_ps, cycle * params.period_ps, params.window_ps),
-            trigger, demand, gate=lambda m: end.can_attempt() and ex.pairs_with(partner) < limit,
+            trigger, demand, gate=self._gate(node, end, partner),
             to_loop_time=lambda t: t + offset, from_loop_time=lambda t: t - offset)
         schedule.on_attempt(lambda m, t: armed.update(range(m * cycle, m * cycle + share)))
         return schedule
+
+    def _arming_schedule(self, node, run: LinkRun, end, demand, partner: str):
+        """A receiving end: once per grid cycle arm a free communication qubit in each of the
+        cycle's ``n`` slots (the QNIC's absorb, at the slot's action time)."""
+        from timing.schedule import AttemptSchedule, CallbackTrigger, ScheduleConfig
+
+        params = run.params
+        cycle, share = self._grid(run)
+        gate = self._gate(node, end, partner)
+
+        def arm(k: int) -> None:
+            if run.demand[node.address].value > 0 and gate(k):
+                self._act(run, end, k)
+
+        def cycle_start(m: int, _t: int) -> None:
+            self._act(run, end, m * cycle)
+            for j in range(1, share):
+                self.loop.call_at(end.action_time_ps(m * cycle + j), arm, m * cycle + j)
+
+        offset = end.action_offset_ps
+        return AttemptSchedule(
+            self.loop, run.name, ScheduleConfig(params.start_ps, cycle * params.period_ps, params.window_ps),
+            CallbackTrigger(cycle_start), demand, gate=gate,
+            to_loop_time=lambda t: t + offset, from_loop_time=lambda t: t - offset)
+
+    def _pump_schedule(self, run: LinkRun):
+        """The EPPS station of a midpoint_source link pumps its source in every grid slot while
+        either end wants pairs (in the lab: an AWG trigger of the pump laser)."""
+        from timing.schedule import AttemptSchedule, CallbackTrigger, DemandCounter, ScheduleConfig
+
+        params = run.params
+        cycle, share = self._grid(run)
+        world = self.ctx.world
+
+        def fire(k: int) -> None:
+            run.sim.fire_source(k, world)
+
+        def cycle_start(m: int, _t: int) -> None:
+            fire(m * cycle)
+            for j in range(1, share):
+                self.loop.call_at(params.slot_time_ps(m * cycle + j), fire, m * cycle + j)
+
+        on = DemandCounter()
+        on.add()
+        return AttemptSchedule(
+            self.loop, f"{run.name}/pump", ScheduleConfig(params.start_ps, cycle * params.period_ps,
+                                                          params.window_ps),
+            CallbackTrigger(cycle_start), on,
+            gate=lambda m: any(d.value > 0 for d in run.demand.values()))
+
+    def _act(self, run: LinkRun, end, k: int) -> None:
+        try:
+            end.attempt(k)
+        except QubitRoleError:
+            return              # no free communication qubit for this slot
+        run.last_slot_ps = max(run.last_slot_ps, run.params.slot_time_ps(k))
 
     def _marker_edge(self, awg: str, channel: int, marker: int, t_ps: int) -> None:
         """The AWG marker cabled to the emitter's trigger input: emit for the armed slot whose
@@ -301,11 +439,34 @@ class MemoryLinks:
         k = end.attempt_at_or_after(t_ps)
         if k in armed and end.action_time_ps(k) == t_ps:
             armed.discard(k)
-            try:
-                end.attempt(k)
-            except QubitRoleError:
-                return              # no free communication qubit for this slot: no emission
-            run.last_slot_ps = max(run.last_slot_ps, run.params.slot_time_ps(k))
+            self._act(run, end, k)
+
+    def _build_transceiver(self, spec: TransceiverSpec) -> TransceiverRun:
+        """The node's transceiver behind its optical switch: it attempts on the link the switch
+        points at, in that link's grid slots, and turns the switch under its policy (never while
+        a photon of its last attempt is in flight, no attempt before the switch has settled)."""
+        from timing.switched import SwitchedRoute, SwitchedTransceiver
+
+        node = self.tb.nodes[spec.node]
+        switch = node.instruments[spec.switch]
+        routes = {}
+        for name, output in spec.routes.items():
+            run = self.links[name]
+            cycle, share = self._grid(run)
+            routes[name] = SwitchedRoute(_GridEnd(run.ends[spec.node], run, cycle, share), output)
+            run.duty /= len(spec.routes)
+        ex = node.executor
+
+        def wants(name: str) -> bool:
+            # one pair per link at a time: the buffered RuleSet moves it out of the way, or it
+            # stays on its communication qubit until the swap
+            run = self.links[name]
+            return run.demand[spec.node].value > 0 and ex.pairs_with(spec.partners[name]) == 0
+
+        transceiver = SwitchedTransceiver(self.loop, switch, spec.input, routes,
+                                          spec.switching_time_ps, spec.policy, wants)
+        transceiver.start()
+        return TransceiverRun(spec, transceiver, switch)
 
     # -- running ------------------------------------------------------------------------------
     def _read_station(self, run: LinkRun) -> None:
@@ -321,12 +482,34 @@ class MemoryLinks:
     def _ready(self, node: str, run: LinkRun, ev: PairReady) -> None:
         run.pairs_ready[node] += 1
         run.herald_latency_ps.append(self.loop.now_ps() - ev.created_ps)
+        k = ev.attempt_id
+        if k not in run.bound:
+            # the first end to bind: the other end's qubit still waits, untouched, so the
+            # simulator can say whether this herald left the two memories entangled
+            run.bound.add(k)
+            partner = run.params.partner(run.params.index_of(node))
+            theirs = next((q for kk, _t, q in reversed(run.ends[partner].attempts) if kk == k), None)
+            if theirs is not None:
+                mine_key = run.ends[node].qnic.key(ev.qubit.index)
+                their_key = run.ends[partner].qnic.key(theirs)
+                if not self.ctx.world.registry.is_entangled_with(mine_key, their_key):
+                    run.false_heralds.add(k)
+        self._false_qubits[(node, ev.qubit)] = k in run.false_heralds
         self.ctx.log("link.pair", node, link=run.name, qubit=str(ev.qubit), name=str(ev.name),
                      bell_state=ev.bell_state.value, attempt=ev.attempt_id)
         if self._on_pair_ready is not None:
             self._on_pair_ready(node, ev)
         else:
             self.tb.nodes[node].executor.on_pair_ready(ev)
+        t = self.transceivers.get(node)
+        if t is not None:
+            t.transceiver.reevaluate()
+
+    def false_herald(self, node: str, qubit: QubitAddress) -> bool:
+        """Did ``node``'s latest link pair on ``qubit`` come from a herald that left the memories
+        unentangled (a dark count, or a midpoint source's photons of different pairs)? The
+        heralds cannot tell; the simulator can."""
+        return self._false_qubits.get((node, qubit), False)
 
     def follow_connections(self) -> None:
         """Raise each node's demand on a link while a connection through that link is active."""
@@ -357,17 +540,19 @@ class MemoryLinks:
                     run.demand[node].add(delta)
                 else:
                     run.demand[node].release(-delta)
+        t = self.transceivers.get(node)
+        if t is not None:
+            t.transceiver.reevaluate()
 
     def link_figures(self, node: str) -> Callable[[str], LinkFigures]:
         """The link budget as the routing and planning prior: heralded pairs per second from the
-        success probability and the attempt cadence, at the configured link fidelity."""
+        success probability and the attempt cadence (a switched transceiver's share of its
+        time included), at the configured link fidelity."""
         def figures(neighbour: str) -> LinkFigures:
             for run in self.links.values():
                 if node in run.params.nodes and neighbour in run.params.nodes:
-                    n = tuple(len(run.qubits[x]) for x in run.params.nodes)
-                    rate = run.params.pair_rate_hz(run.success_probability, n)
                     fidelity = self.tb.nodes[node].config.link_to(neighbour).fidelity
-                    return LinkFigures(rate, fidelity, 0)
+                    return LinkFigures(self.expected_rate_hz(run), fidelity, 0)
             return LinkFigures(0.0, 0.0, 0)
         return figures
 
@@ -377,16 +562,23 @@ class MemoryLinks:
                 node.manager.link_figures = self.link_figures(address)
 
     def log_heralds(self) -> None:
-        """One ``station.heralds`` event per station with the heralds sent since the last call
-        (the run record's view of the stations, one line per refresh, not per attempt)."""
+        """One ``station.heralds`` event per link with the heralds since the last call (the run
+        record's view of the stations and transducers, one line per refresh, not per attempt)."""
         for run in self.links.values():
-            sent = run.station_runtime.sent
-            new = sent[run.logged_heralds:]
-            run.logged_heralds = len(sent)
-            ok = [h for h in new if h[1].bell_state is not None]
-            if ok:
-                self.ctx.log("station.heralds", run.station, link=run.name, heralds=len(ok),
-                             failures=len(new) - len(ok), last_ps=int(ok[-1][2]))
+            if run.station_runtime is not None:
+                sent = run.station_runtime.sent
+                new = sent[run.logged_heralds:]
+                run.logged_heralds = len(sent)
+                ok = [h for h in new if h[1].bell_state is not None]
+                if ok:
+                    self.ctx.log("station.heralds", run.station, link=run.name, heralds=len(ok),
+                                 failures=len(new) - len(ok), last_ps=int(ok[-1][2]))
+            else:
+                count = len(run.bound)
+                if count > run.logged_heralds:
+                    self.ctx.log("station.heralds", run.station, link=run.name,
+                                 heralds=count - run.logged_heralds)
+                    run.logged_heralds = count
 
     def pending(self) -> int:
         """Communication qubits still waiting for a herald."""
@@ -402,10 +594,45 @@ class MemoryLinks:
             if run.read_timer is not None:
                 run.read_timer.cancel()
                 run.read_timer = None
+            if run.station_runtime is not None:
+                run.station_runtime.stop()
+            if run.pump is not None:
+                run.pump.demand.release(run.pump.demand.value)
+        for t in self.transceivers.values():
+            t.transceiver.stop()
 
     def expected_rate_hz(self, run: LinkRun) -> float:
-        n = tuple(len(run.qubits[x]) for x in run.params.nodes)
-        return run.params.pair_rate_hz(run.success_probability, n)
+        """Heralded pairs per second: success probability per joint attempt × the share of the
+        slots the link's grid (and a switched transceiver's turns) gives it."""
+        return run.p_success * run.duty / (run.params.period_ps * 1e-12)
+
+    def transceiver_report(self, node: str) -> dict:
+        """The switch's own command log checked against the transceiver's attempt windows."""
+        from timing.switched import check_switch_log
+
+        t = self.transceivers[node]
+        log = getattr(t.switch, "command_log", None)
+        out = {"switch": t.spec.switch, "input": t.spec.input, "policy": t.spec.policy.kind.value,
+               "order": list(t.spec.policy.order), "buffered": t.spec.buffered,
+               "switching_time_us": t.spec.switching_time_ps / US,
+               "attempt_windows": len(t.transceiver.windows), "commands": len(t.transceiver.commands)}
+        if log is not None:
+            out["switch_log_problems"] = check_switch_log(log, t.transceiver.windows, t.spec.routes,
+                                                          t.spec.input, t.spec.switching_time_ps)
+        return out
+
+    def record_transceivers(self) -> None:
+        """The switch command logs and the attempt windows as run-record arrays."""
+        record = self.ctx.record
+        if record is None:
+            return
+        for node, t in self.transceivers.items():
+            log = getattr(t.switch, "command_log", [])
+            record.write_array(f"switch_commands-{node}", np.array(
+                [tuple(c) for c in log], dtype=[("t_ps", "<i8"), ("input", "<i4"), ("output", "<i4")]))
+            record.write_array(f"attempt_windows-{node}", np.array(
+                [(w.link, w.attempt_id, w.start_ps, w.end_ps) for w in t.transceiver.windows],
+                dtype=[("link", "U32"), ("attempt_id", "<i8"), ("start_ps", "<i8"), ("end_ps", "<i8")]))
 
 
 class _TaggerTap:
@@ -437,4 +664,5 @@ def fibre_transmission(km: float, db_per_km: float) -> float:
     return 10 ** (-db_per_km * km / 10)
 
 
-__all__ = ["DetectorSettings", "LinkPhysics", "LinkRun", "MemoryLinks", "fibre_transmission"]
+__all__ = ["DetectorSettings", "LinkPhysics", "LinkRun", "MemoryLinks", "TransceiverRun",
+           "fibre_transmission"]
