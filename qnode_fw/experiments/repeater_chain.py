@@ -1,9 +1,12 @@
 """The memory repeater chain: end-to-end Bell pairs from an initiator to a responder through
 repeaters, over heralded memory links, with the QRNA connection setup installing the RuleSets.
 
-1. Every ``both_endpoints`` link of the testbed runs its physical path (:mod:`.memory_links`):
-   AWG triggers, simulated photons through fibre to the BSA station's tagger, herald detection,
-   herald frames, binding to the emitting qubit, ``PairReady`` into the node's RuleSet executor.
+1. Every memory link of the testbed runs its physical path (:mod:`.memory_links`), whatever its
+   scheme (``both_endpoints``, ``midpoint_source``, ``at_source``): AWG triggers or armed
+   receivers, simulated photons through fibre to the heralding detectors' taggers, herald
+   detection, herald frames, binding to the qubit that acted, ``PairReady`` into the node's RuleSet
+   executor. A node with a ``transceiver:`` (the minimal repeater) attempts through its optical
+   switch, and reports the neighbour it buffers so the Responder writes it the buffered RuleSet.
 2. The initiator's application opens a socket to the responder and requests pairs (the run's
    duration, or ``count`` pairs) of at least ``min_fidelity``; the connection managers set the
    connection up in two passes along the qDijkstra route, the responder plans purification
@@ -18,8 +21,11 @@ repeaters, over heralded memory links, with the QRNA connection setup installing
 
 Cross-checks from the simulator's exact state (the lab has no such thing): each pair's exact
 fidelity when both halves are delivered, *wrong pairs* (halves with the same name that are not
-entangled with each other) and, after the connection is closed, *leaked qubits* (still held by
-an executor, reserved by a connection, held by an application or waiting for a herald).
+entangled with each other, although the heralds of both ends' link pairs did entangle their
+memories), *false heralds* (halves not entangled because an end's link pair came from a herald
+the physics cannot tell from a good one: a dark count, or a midpoint source's photons of two
+different pairs) and, after the connection is closed, *leaked qubits* (still held by an
+executor, reserved by a connection, held by an application or waiting for a herald).
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ class RepeaterChain(Experiment):
         self.rows: list[tuple] = []
         self.pending_rows: list[tuple] = []
         self.wrong_pairs = 0
+        self.false_heralds = 0
         self.tomo_counts = {b: np.zeros((2, 2), np.int64) for b in "XYZ"}
         self.connection_events: list[ConnectionEvent] = []
         self.closed = False
@@ -106,8 +113,18 @@ class RepeaterChain(Experiment):
         self.links = MemoryLinks(self.ctx, p.physics,
                                  held=lambda n: self.apis[n].held_qubits() if n in self.apis else set())
         if not self.links.links:
-            raise ConfigError(f"testbed {tb.config.name} has no both_endpoints memory link",
-                              field="params", expected="a testbed of memory nodes and BSA stations")
+            raise ConfigError(f"testbed {tb.config.name} has no memory link",
+                              field="params", expected="a testbed of memory nodes linked through "
+                              "BSA or EPPS stations, or at_source links")
+        for address, t in self.links.transceivers.items():
+            node = tb.nodes[address].config
+            qnic = node.link_to(next(iter(t.spec.partners.values()))).qnic
+            if (t.spec.policy.kind.value == "round_robin"
+                    and len(node.communication_qubits(qnic)) < len(t.spec.routes)):
+                raise ConfigError(f"{address}'s transceiver takes turns (round_robin) with fewer "
+                                  "communication qubits than links: the repeater chain's buffered "
+                                  "RuleSet stores the first link of a priority order",
+                                  field=f"{address}.transceiver.policy", expected="priority")
         self.links.use_link_budget_for_routing()
         self.links.follow_connections()
         self.apis[p.responder].listen(lambda sock: setattr(
@@ -150,7 +167,14 @@ class RepeaterChain(Experiment):
         key_a = self.ctx.testbed.nodes[a.node].qnics[a.pair.qubit.qnic].key(a.pair.qubit.index)
         key_b = self.ctx.testbed.nodes[b.node].qnics[b.pair.qubit.qnic].key(b.pair.qubit.index)
         entangled = world.registry.is_entangled_with(key_a, key_b)
-        wrong = (not entangled or a.pair.partner != b.node or b.pair.partner != a.node)
+        false_herald = not entangled and (self.links.false_herald(a.node, a.pair.qubit)
+                                          or self.links.false_herald(b.node, b.pair.qubit))
+        wrong = ((not entangled and not false_herald)
+                 or a.pair.partner != b.node or b.pair.partner != a.node)
+        if false_herald:
+            self.false_heralds += 1
+            self.ctx.log("pair.false_herald", None, name=str(a.pair.name), a=str(a.pair.qubit),
+                         b=str(b.pair.qubit))
         if wrong:
             self.wrong_pairs += 1
             self.ctx.log("pair.wrong", None, name=str(a.pair.name), a=str(a.pair.qubit), b=str(b.pair.qubit))
@@ -241,7 +265,7 @@ class RepeaterChain(Experiment):
         gen_s = max(end_gen - start, 1) / S
         details: dict = {"connection": self.socket.connection, "close_reason": self.socket.close_reason,
                          "unmatched_halves": unmatched, "generation_time_s": gen_s,
-                         "leaked": leaked}
+                         "leaked": leaked, "false_heralds": self.false_heralds}
         results = Results(pairs_delivered=n, rate_hz=n / gen_s, wrong_pairs=self.wrong_pairs,
                           leaked_qubits=sum(leaked.values()), details=details)
         sacrificed = {b: int(c.sum()) for b, c in self.tomo_counts.items()}
@@ -271,13 +295,20 @@ class RepeaterChain(Experiment):
             heralds = run.heralds()
             lat = np.array(run.herald_latency_ps, float)
             details["links"][name] = {
-                "station": run.station, "joint_attempts": joint, "heralds": heralds,
+                "scheme": run.scheme, "station": run.station, "joint_attempts": joint,
+                "heralds": heralds, "false_heralds": len(run.false_heralds),
                 "success_probability": heralds / joint if joint else None,
                 "success_probability_expected": run.success_probability,
+                "entangled_probability_expected": run.p_entangled,
+                "slot_share": run.duty, "period_us": run.params.period_ps / 1e6,
                 "pair_rate_expected_hz": self.links.expected_rate_hz(run),
                 "pairs_ready": dict(run.pairs_ready),
                 "herald_latency_us_mean": float(lat.mean() / 1e6) if lat.size else None,
                 "qubits": {k: list(v) for k, v in run.qubits.items()}}
+        if self.links.transceivers:
+            details["transceivers"] = {a: self.links.transceiver_report(a)
+                                       for a in self.links.transceivers}
+            self.links.record_transceivers()
         details["executors"] = {a: dict(node.executor.stats) for a, node in tb.nodes.items()
                                 if node.executor is not None}
         return results
