@@ -89,7 +89,8 @@ def virtual_fault_targets(plan: FaultPlan, testbed: Any, experiment: Any, stream
     endpoints: list[Any] = []
     if links is not None:
         for run in links.links.values():
-            for ep in [run.station_runtime.endpoint, *(end.endpoint for end in run.ends.values())]:
+            station = [run.station_runtime.endpoint] if run.station_runtime is not None else []
+            for ep in [*station, *(end.endpoint for end in run.ends.values())]:
                 if not any(ep is e for e in endpoints):
                     endpoints.append(ep)
         _follow_crashes(testbed, links)
@@ -123,7 +124,8 @@ def _follow_crashes(testbed: Any, links: Any) -> None:
                 demand = run.demand[address]
                 demand.release(demand.value)
                 _forget_emissions(run.ends[address].binder)
-            if run.station == address:
+            if run.station == address and run.station_runtime is not None:
+                # (an at_source link's station is its receiving end, handled above)
                 _silence_station(run.station_runtime.heralder, address, dead)
 
     testbed.on_crash.append(crashed)
