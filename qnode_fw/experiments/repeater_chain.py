@@ -41,6 +41,7 @@ from ..addresses import PairName
 from ..app import ConnectionEvent, DeliveredPair, NodeApi, QuantumSocket
 from ..bell import BellState
 from ..errors import ConfigError
+from ..ruleset import model as rs_model
 from ..units import MS, S
 from . import analysis as an
 from .base import Experiment, Params, Results, RunContext, StatusRow, experiment_kind
@@ -96,6 +97,7 @@ class RepeaterChain(Experiment):
         self.connection_events: list[ConnectionEvent] = []
         self.closed = False
         self.gen_start_ps: int | None = None
+        self.halves_given_up = 0
 
     # -- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -157,8 +159,35 @@ class RepeaterChain(Experiment):
         other = self.waiting.pop(ev.name, None)
         if other is None:
             self.waiting[ev.name] = _Half(node, ev, sock)
+            # A lost or late swap result (a control-message fault) makes the other end discard
+            # its half: holding this one for ever would starve the link of qubits. The other end
+            # delivers, if ever, before its discard timers fire; after that, give up.
+            self.ctx.loop.call_later(self._other_end_deadline_ps(node, sock.connection),
+                                     self._give_up_half, ev.name)
             return
         self._both_halves(other, _Half(node, ev, sock))
+
+    def _other_end_deadline_ps(self, node: str, ruleset_id: str) -> int:
+        """The longest the other end may still hold (and then deliver) its half: its RuleSet's
+        longest pair age or stage timeout (its half was created before this one was delivered)."""
+        p: RepeaterChainParams = self.params
+        other = p.responder if node == p.initiator else p.initiator
+        inst = self.ctx.testbed.nodes[other].executor.installed.get(ruleset_id)
+        if inst is None:
+            return 0
+        limits = [c.limit_ps if isinstance(c, rs_model.PairAgeOver) else c.after_ps
+                  for stage in inst.rs.stages for rule in stage.rules for c in rule.conditions
+                  if isinstance(c, (rs_model.PairAgeOver, rs_model.StageTimeout))]
+        return max(limits, default=0) + 1
+
+    def _give_up_half(self, name: PairName) -> None:
+        half = self.waiting.pop(name, None)
+        if half is None:
+            return
+        self.halves_given_up += 1
+        self.ctx.log("pair.unmatched", half.node, name=str(name), qubit=str(half.pair.qubit))
+        if half.pair.name in half.socket.held:
+            half.socket.release(half.pair)
 
     def _both_halves(self, x: _Half, y: _Half) -> None:
         p: RepeaterChainParams = self.params
@@ -250,7 +279,7 @@ class RepeaterChain(Experiment):
         self.socket.close()
         tb.loop.run_until(tb.now_ps() + CLOSE_GRACE_PS)
         self.links.stop_stations()
-        unmatched = len(self.waiting)
+        unmatched = len(self.waiting) + self.halves_given_up
         for half in self.waiting.values():
             if half.pair.name in half.socket.held:
                 half.socket.release(half.pair)
