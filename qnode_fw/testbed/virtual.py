@@ -36,10 +36,19 @@ log = logging.getLogger(__name__)
 LAN_DELAY_PS = 50 * US
 
 
+#: Shortest retransmission timeout of the virtual control links.
+MIN_RETRANSMIT_PS = 1 * MS
+
+
 @dataclass(frozen=True)
 class VirtualSettings:
     heartbeat_ps: int = 100 * MS
     missed_heartbeats: int = 3
+    #: Retransmission timeout; None: ``MIN_RETRANSMIT_PS`` or four round trips of the slowest
+    #: path, whichever is longer. The control link delivers in order, so one lost message holds
+    #: back every later one to that peer for this long: the wall-clock default (50 ms, for a LAN
+    #: and a loaded PC) would outlast the RuleSets' discard timers of a simulated chain many times.
+    retransmit_ps: int | None = None
 
 
 class VirtualTestbed:
@@ -57,11 +66,16 @@ class VirtualTestbed:
         self.world = World(self.loop.clock, self.streams, self.loop)
         self.network = InProcessNetwork(self.loop, self.streams.get("control/network"),
                                         Impairments(delay_ps=LAN_DELAY_PS))
+        slowest = LAN_DELAY_PS
         for a, b in self.config.quantum_links():
             km = self.config.node(a).link_to(b).fibre_km   # type: ignore[union-attr]
-            self.network.set_path(a, b, Impairments(delay_ps=max(LAN_DELAY_PS, fibre_delay_ps(km))))
+            delay = max(LAN_DELAY_PS, fibre_delay_ps(km))
+            slowest = max(slowest, delay)
+            self.network.set_path(a, b, Impairments(delay_ps=delay))
+        retransmit = settings.retransmit_ps or max(MIN_RETRANSMIT_PS, 4 * 2 * slowest)
         link_settings = LinkSettings(heartbeat_ps=settings.heartbeat_ps,
-                                     missed_heartbeats=settings.missed_heartbeats)
+                                     missed_heartbeats=settings.missed_heartbeats,
+                                     retransmit_ps=retransmit)
         costs = link_costs(self.config.nodes)
         self.nodes: dict[str, Node] = {}
         for cfg in self.config.nodes:
