@@ -13,7 +13,10 @@ saying goodbye; the shutdown reason names the peer.
 ``--experiment EXP.yaml`` runs this node's part of the experiment (:mod:`qnode_fw.testbed.
 node_experiment`; for a repeater chain: its memory links, and at the ends the application) and,
 with ``--out DIR``, writes the node's run record to ``DIR/nodes/<address>/`` (flushed at every
-status tick). The node's figures are in the ``experiment`` field of ``--json``.
+status tick). The node's figures are in the ``experiment`` field of ``--json``. ``--fault
+drop=0.05,...`` injects this node's share of message faults over the experiment's ``faults:``
+(docs/faults.md); a failed instrument stops the node (exit 1) or not, as the experiment's
+``on_instrument_failure`` says.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a peer silent for N heartbeat intervals (100 ms) is down (default 3)")
     p.add_argument("--experiment", metavar="EXP.yaml", help="run this node's part of an experiment")
     p.add_argument("--out", metavar="DIR", help="write the node's run record under DIR/nodes/<address>")
+    p.add_argument("--fault", metavar="KEY=VALUE,...",
+                   help="with --experiment: message faults over the experiment's faults:")
     p.set_defaults(func=handle)
 
 
@@ -55,6 +60,11 @@ def handle(args: argparse.Namespace) -> int:
     lab = LabNode(load_testbed(args.testbed), address, seed=args.seed, world=args.world,
                   settings=settings)
     role, record = None, None
+    if args.fault is not None and args.experiment is None:
+        from qnode_fw.errors import ConfigError
+
+        raise ConfigError("faults are injected into an experiment run", field="--fault",
+                          expected="--experiment EXP.yaml with --fault")
     if args.experiment is not None:
         import qnode_fw.experiments  # noqa: F401  (registers the experiment kinds)
         from qnode_fw.config.experiment import load_experiment
@@ -68,7 +78,7 @@ def handle(args: argparse.Namespace) -> int:
                                  "experiment": str(Path(args.experiment).resolve()),
                                  "seed": lab.seed, "world": args.world})
             record.write_summary({"status": "running", "node": address})
-        role = lambda lab_node: node_role(lab_node, experiment, record)   # noqa: E731
+        role = lambda lab_node: node_role(lab_node, experiment, record, args.fault)   # noqa: E731
 
     def tick(node) -> None:
         for line in status_lines({node.address: node.status()}):
@@ -91,4 +101,5 @@ def handle(args: argparse.Namespace) -> int:
                           **({"experiment": lab.role_result} if role is not None else {})}))
     else:
         print(f"node {address} stopped ({lab.shutdown_reason})")
-    return 0 if lab.peer_failure is None else 1
+    stopped = lab.role is not None and lab.role.stop_reason is not None
+    return 0 if lab.peer_failure is None and not stopped else 1

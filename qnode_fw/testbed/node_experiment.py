@@ -19,6 +19,14 @@ cross-check of which qubit each half was entangled with) and leaked qubits.
 A role starts once the node has started (:meth:`NodeRole.start`) and finishes before it stops
 (:meth:`NodeRole.finish`): attempts stop, pairs in flight get ``grace_s`` to land, the initiator
 closes the connection, and once more ``grace_s`` later the role counts what it still holds.
+
+Faults: a role started with a fault plan (the experiment's ``faults:`` with ``qnode run --fault``
+over it) applies this node's share once its links are up (:func:`~qnode_fw.faults.runners.
+node_fault_targets`: its control link, herald endpoints and instruments; entries for other
+nodes are theirs), logs what it injects in the node's record and reports the counts in its
+figures (``faults``). An instrument error escaping into the loop is named and handled as the
+experiment's ``on_instrument_failure`` says: ``stop`` shuts the node down naming the instrument
+(:attr:`NodeRole.stop_reason`; ``qnode run`` then exits 1), ``continue`` runs on.
 """
 
 from __future__ import annotations
@@ -78,21 +86,37 @@ class NodeRole(ABC):
     def status(self) -> str:
         return ""
 
+    #: Why the node stopped early (a failed instrument under ``on_instrument_failure: stop``).
+    stop_reason: str | None = None
 
-def node_role(lab: Any, experiment: Any, record: Any) -> NodeRole:
+
+def node_role(lab: Any, experiment: Any, record: Any, fault: str | None = None) -> NodeRole:
     """The role of ``lab``'s node (a :class:`~qnode_fw.testbed.lab.LabNode`) in ``experiment``
-    (a LoadedExperiment); ``record`` is the node's RunRecord (or None)."""
+    (a LoadedExperiment); ``record`` is the node's RunRecord (or None); ``fault`` the ``--fault``
+    string over the experiment's ``faults:``."""
+    from ..faults.runners import run_fault_plan
+
     kind = experiment.config.kind
+    plan = run_fault_plan(experiment.config.faults, fault)
+    if plan is not None and plan.nodes:
+        raise ConfigError("a node process cannot crash and restart itself; node crashes run on "
+                          "the virtual testbed", file=str(experiment.document.file),
+                          field="faults.nodes", expected="no nodes: faults with --processes")
     if kind == "repeater_chain":
-        return RepeaterChainNode(lab, experiment, record)
+        return RepeaterChainNode(lab, experiment, record, plan=plan)
     raise ConfigError(f"experiment kind {kind!r} runs on the virtual testbed only; across node "
                       f"processes: repeater_chain", file=str(experiment.document.file), field="kind",
                       expected="repeater_chain (or run without --processes)")
 
 
 class RepeaterChainNode(NodeRole):
-    def __init__(self, lab: Any, experiment: Any, record: Any, *, grace_s: float = 0.5) -> None:
+    def __init__(self, lab: Any, experiment: Any, record: Any, *, grace_s: float = 0.5,
+                 plan: Any = None) -> None:
         self.lab = lab
+        self.plan = plan
+        self.policy = experiment.config.on_instrument_failure
+        self.failures = None
+        self.fault_log = None
         self.node = lab.node
         self.loop = lab.loop
         self.params = experiment.params
@@ -136,12 +160,36 @@ class RepeaterChainNode(NodeRole):
         self.links.use_link_budget_for_routing()
         self.links.follow_connections()
         self.links.start()
+        self._faults()
         if self.address == self.params.responder:
             self.api.listen(self._accept)
         if self.address == self.params.initiator:
             self._request_when_peers_up()
         self._log("role.started", is_end=self.is_end, links=sorted(self.links.ends),
                   stations=sorted(self.links.stations))
+
+    def _faults(self) -> None:
+        """This node's share of the fault plan, and the instrument-failure policy."""
+        from ..faults.apply import apply_fault_plan
+        from ..faults.runners import (FaultLog, InstrumentFailures, instrument_names,
+                                      node_fault_targets)
+
+        self.failures = InstrumentFailures(
+            self.policy, instrument_names({self.address: self.node}), self.loop.now_ps,
+            on_failure=lambda f: self._log("instrument.failed", **{k: v for k, v in f.to_dict().items()
+                                                                   if k != "t_ps"}))
+        self.failures.guard_run_forever(self.loop, self._stop_for_instrument)
+        self.failures.guard_run_until(self.loop)       # finish() drains on the same loop
+        if self.plan is None:
+            return
+        applied = apply_fault_plan(self.plan, node_fault_targets(
+            self.lab, self, self.node.env.streams, self.loop.now_ps()))
+        self.fault_log = FaultLog(self.plan, applied, self.record, self.failures, self.address)
+        self._log("faults.applied", plan=self.plan.model_dump(mode="json", exclude_defaults=True))
+
+    def _stop_for_instrument(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.lab.request_shutdown(reason)
 
     def _request_when_peers_up(self) -> None:
         """Connection setup needs every node on the path: wait for the control links."""
@@ -213,6 +261,8 @@ class RepeaterChainNode(NodeRole):
 
     # -- finishing --------------------------------------------------------------------------------
     def flush(self) -> None:
+        if self.fault_log is not None:
+            self.fault_log.flush()
         if self.record is not None:
             if self.pending_rows:
                 self.record.append_rows("halves", np.array(self.pending_rows, HALF_DTYPE))
@@ -246,7 +296,11 @@ class RepeaterChainNode(NodeRole):
                "requested_ps": self.requested_ps, "established_ps": self.established_ps,
                "stopped_ps": stopped_ps, "world_calls": self._world_calls(),
                "connection_events": self.connection_events,
-               "durations_ps": self._durations()}
+               "durations_ps": self._durations(),
+               "instrument_failures": self.failures.to_list() if self.failures is not None else [],
+               "stop_reason": self.stop_reason}
+        if self.fault_log is not None:
+            out["faults"] = self.fault_log.summary()
         self._log("role.finished", **{k: v for k, v in out.items() if k != "links"})
         return out
 

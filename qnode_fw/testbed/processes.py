@@ -23,6 +23,12 @@ record under ``nodes/<address>/``; once all have stopped the runner joins them i
 summary, with the same fields as the virtual testbed's (``sim_time_s`` is then wall time: the
 processes run on the wall clock).
 
+Faults (``--fault`` and the experiment's ``faults:``): every node process gets the ``--fault``
+string and applies its own share of the plan (its control link, herald endpoints, instruments);
+the runner checks the plan before any process starts and joins the nodes' fault counts into the
+summary's ``faults``. Node crashes are not in a node's own hands: they run on the virtual testbed
+(or with :meth:`ProcessesTestbed.kill`).
+
 Everything lands in a run directory: the runner's own record (``events.jsonl``: processes started
 and ended, ``summary.json``), each node's record under ``nodes/`` and each process's output under
 ``logs/``.
@@ -169,7 +175,7 @@ class ProcessesTestbed:
                  settings: ProcessSettings = ProcessSettings(),
                  node_args: dict[str, list[str]] | None = None,
                  experiment: str | Path | None = None, netns: bool = False,
-                 netns_delays: bool = True) -> None:
+                 netns_delays: bool = True, fault: str | None = None) -> None:
         self.testbed = testbed
         self.config = testbed.config
         self.settings = settings
@@ -180,6 +186,10 @@ class ProcessesTestbed:
         if experiment is not None:
             self.experiment_path = Path(experiment).resolve()
             self.experiment = _load_experiment(self.experiment_path)
+        self.fault = fault
+        self.fault_plan = None
+        if fault is not None or (self.experiment is not None and self.experiment.config.faults):
+            self.fault_plan = _check_fault_plan(self.experiment, fault, self.config.addresses)
         exp_seed = self.experiment.config.seed if self.experiment is not None else None
         self.seed = int(seed) if seed is not None else (exp_seed if exp_seed is not None else self.config.seed)
         name = self.experiment.config.name if self.experiment is not None else f"{self.config.name}-processes"
@@ -206,6 +216,8 @@ class ProcessesTestbed:
             exp = self.experiment.config.model_dump(mode="json")
             exp["params"] = self.experiment.params.model_dump(mode="json")
             config["experiment"] = exp
+            exp["faults"] = (self.fault_plan.model_dump(mode="json")
+                             if self.fault_plan is not None else None)
         self.record.write_config(config)
         self._summary("running")
 
@@ -248,6 +260,9 @@ class ProcessesTestbed:
             return []
         return ["--experiment", str(self.experiment_path)]
 
+    def _fault_args(self) -> list[str]:
+        return ["--fault", self.fault] if self.fault else []
+
     def start(self) -> None:
         """Start the World server and every node; return once every node has started."""
         self._ensure_world_keys()
@@ -268,7 +283,7 @@ class ProcessesTestbed:
                     "--missed-heartbeats", str(self.settings.missed_heartbeats),
                     *self._experiment_args(),
                     *(["--out", str(self.record.root)] if self.experiment is not None else []),
-                    *self.node_args.get(address, [])]
+                    *self._fault_args(), *self.node_args.get(address, [])]
             if self.netns is not None:
                 argv = self.netns.wrap(address, argv)
             self.nodes[address] = _Process(address, argv, self.logs)
@@ -438,6 +453,11 @@ class ProcessesTestbed:
             "leaked_qubits": leaked, "sim_time_s": run_s, "wall_time_s": result.wall_time_s,
             "events": events + int(result.world.get("events") or 0),
             "run_dir": str(self.record.root)}
+        faults = _merge_faults(figures)
+        if faults is not None:
+            result.summary["faults"] = faults
+        failed = [f for fig in figures.values() for f in fig.get("instrument_failures") or []]
+        result.summary["instrument_failures"] = failed
         result.details = {**merged, "generation_time_s": gen_s,
                           "nodes": {a: {k: v for k, v in f.items() if k != "connection_events"}
                                     for a, f in figures.items()},
@@ -477,7 +497,7 @@ def run_processes_command(args: Any) -> int:
 
     loaded = load_testbed(args.testbed)
     tb = ProcessesTestbed(loaded, out_dir=args.out, seed=args.seed, experiment=args.experiment,
-                          netns=getattr(args, "netns", False))
+                          netns=getattr(args, "netns", False), fault=getattr(args, "fault", None))
     duration = args.duration
     if duration is None:
         duration = tb.experiment.config.duration_s if tb.experiment is not None else 1.0
@@ -503,6 +523,11 @@ def run_processes_command(args: Any) -> int:
 
             print("\n".join(summary_lines({**summary, "kind": tb.experiment.config.kind,
                                            "details": result.details})))
+            if summary.get("faults"):
+                from ..cli.cmd_testbed import fault_lines
+
+                print("\n".join(fault_lines({**summary["faults"],
+                                              "instrument_failures": summary.get("instrument_failures", [])})))
             for failure in result.failures:
                 print(f"  {failure}")
         return 0 if clean else 1
@@ -526,6 +551,48 @@ def run_processes_command(args: Any) -> int:
             print(f"  {failure}")
         print("every node ran and stopped cleanly" if ok else "some nodes failed")
     return 0 if ok else 1
+
+
+def _check_fault_plan(experiment: Any, fault: str | None, addresses: list[str]):
+    """The run's plan, checked before any process starts (each node applies its own share)."""
+    from ..faults.runners import run_fault_plan
+
+    if experiment is None:
+        raise ConfigError("faults are injected into an experiment run", field="--fault",
+                          expected="--experiment EXP.yaml with --fault")
+    plan = run_fault_plan(experiment.config.faults, fault)
+    if plan is None:
+        return None
+    where = str(experiment.document.file)
+    if plan.nodes:
+        raise ConfigError("a node process cannot crash and restart itself; node crashes run on "
+                          "the virtual testbed", file=where, field="faults.nodes",
+                          expected="no nodes: faults with --processes")
+    for kind, entries in (("instruments", plan.instruments), ("clocks", plan.clocks)):
+        for i, entry in enumerate(entries):
+            if entry.node is not None and entry.node not in addresses:
+                raise ConfigError(f"no node {entry.node!r} in this testbed", file=where,
+                                  field=f"faults.{kind}[{i}].node",
+                                  expected="one of " + ", ".join(addresses))
+    return plan
+
+
+def _merge_faults(figures: dict[str, dict]) -> dict[str, Any] | None:
+    """The nodes' fault counts summed per plane, their events tagged with the node."""
+    per_node = {a: f["faults"] for a, f in figures.items() if f.get("faults")}
+    if not per_node:
+        return None
+    out: dict[str, Any] = {"plan": next(iter(per_node.values())).get("plan")}
+    for plane in ("control", "herald"):
+        total: dict[str, int] = {}
+        for f in per_node.values():
+            for key, value in (f.get(plane) or {}).items():
+                total[key] = total.get(key, 0) + int(value)
+        out[plane] = total
+    out["events"] = sorted(({**e, "node": a} for a, f in per_node.items() for e in f.get("events", [])),
+                           key=lambda e: e["t_ps"])
+    out["nodes"] = {a: {k: v for k, v in f.items() if k != "plan"} for a, f in per_node.items()}
+    return out
 
 
 def _load_experiment(path: Path):
