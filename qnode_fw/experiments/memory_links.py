@@ -255,11 +255,18 @@ class MemoryLinks:
                                   field=f"{node_name}.qnics")
             qnic_addr = params.ends[i].qnic
             partner = params.partner(i)
+            # On the common grid an attempt's outcome is known busy_ps after the end acted, or
+            # never (the partner did not act in that slot, e.g. while its demand was still zero,
+            # and a midpoint_source or at_source partner that did not act sends nothing): give
+            # the qubit back before the next grid slot, or the two ends fall out of step.
+            expiry = max(params.busy_ps(i) + 1,
+                         min(params.binder_expiry_ps(i), cycle * params.period_ps - 1))
             end = LinkEndRuntime(self.loop, params, i, node.qnics[qnic_addr], self._pool(node_name, qnic_addr),
                                  herald.endpoint(node_name),
                                  on_pair_ready=lambda ev, n=node_name, r=run: self._ready(n, r, ev),
                                  tagger=reads.get(node_name) if params.heralds_locally(i) else None,
-                                 qubits=spec.shares[node_name], fidelity_estimate=spec.fidelity)
+                                 qubits=spec.shares[node_name], fidelity_estimate=spec.fidelity,
+                                 expiry_ps=expiry)
             run.ends[node_name] = end
             run.qubits[node_name] = spec.shares[node_name]
             run.pairs_ready[node_name] = 0
