@@ -178,6 +178,14 @@ class RepeaterChain(Experiment):
         limits = [c.limit_ps if isinstance(c, rs_model.PairAgeOver) else c.after_ps
                   for stage in inst.rs.stages for rule in stage.rules for c in rule.conditions
                   if isinstance(c, (rs_model.PairAgeOver, rs_model.StageTimeout))]
+        if not limits:
+            # A direct link (no swap, no discard timer): the other end delivers as soon as its
+            # own herald arrives, at most its binder's expiry after the attempt (an at_source
+            # emitter hears one fibre delay after the receiver).
+            run = next((r for r in self.links.links.values() if {node, other} == set(r.params.nodes)),
+                       None)
+            if run is not None:
+                limits = [run.params.binder_expiry_ps(i) for i in (0, 1)]
         return max(limits, default=0) + 1
 
     def _give_up_half(self, name: PairName) -> None:
