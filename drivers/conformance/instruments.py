@@ -8,13 +8,14 @@ Each check assumes a freshly opened instrument with the limits returned by ``LIM
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from drivers.awg import AWG
 from drivers.optical_switch import OpticalSwitch
 from drivers.pair_source import PhotonPairSource
 from drivers.time_tagger import TagBatch, TimeTagger
 from qnode_fw.errors import InstrumentError, SafetyLimitError
+
+from .expect import close, raises
 
 LIMITS = {
     "awg": {"amplitude_vpp": (0.0, 0.45)},
@@ -47,11 +48,11 @@ def check_awg(awg: AWG) -> None:
     awg.run()
     awg.trigger()
     awg.stop()
-    with pytest.raises(SafetyLimitError):
+    with raises(SafetyLimitError):
         awg.set_amplitude_vpp(1, 0.5)
-    with pytest.raises(InstrumentError):
+    with raises(InstrumentError):
         awg.upload_waveform(1, "bad", np.array([0.0, 1.5]), 1e9)  # samples outside [-1, 1]
-    with pytest.raises(InstrumentError):
+    with raises(InstrumentError):
         awg.set_output(awg.num_channels + 1, True)
 
 
@@ -65,31 +66,31 @@ def check_optical_switch(sw: OpticalSwitch) -> None:
     assert sw.connections() == {1: 3}
     sw.disconnect(1)
     assert sw.connections() == {}
-    with pytest.raises(SafetyLimitError):
+    with raises(SafetyLimitError):
         sw.connect(1, 4)
     assert sw.connections() == {}
-    with pytest.raises(InstrumentError):
+    with raises(InstrumentError):
         sw.connect(sw.num_inputs + 1, 1)
 
 
 def check_pair_source(src: PhotonPairSource) -> None:
     check_identity(src)
     src.set_pump_current_ma(45.0)
-    assert src.pump_current_ma() == pytest.approx(45.0)
+    assert close(src.pump_current_ma(), 45.0)
     src.pump_on()
     assert src.pump_is_on() is True
     src.pump_off()
     assert src.pump_is_on() is False
     src.set_crystal_temperature_c(32.5)
-    assert src.crystal_temperature_setpoint_c() == pytest.approx(32.5)
+    assert close(src.crystal_temperature_setpoint_c(), 32.5)
     assert isinstance(src.crystal_temperature_c(), float)
     assert src.faults() == []
-    with pytest.raises(SafetyLimitError):
+    with raises(SafetyLimitError):
         src.set_pump_current_ma(61.0)
-    assert src.pump_current_ma() == pytest.approx(45.0)
-    with pytest.raises(SafetyLimitError):
+    assert close(src.pump_current_ma(), 45.0)
+    with raises(SafetyLimitError):
         src.set_crystal_temperature_c(50.0)
-    assert src.crystal_temperature_setpoint_c() == pytest.approx(32.5)
+    assert close(src.crystal_temperature_setpoint_c(), 32.5)
 
 
 def check_time_tagger(tagger: TimeTagger) -> None:
@@ -100,7 +101,7 @@ def check_time_tagger(tagger: TimeTagger) -> None:
     tagger.set_trigger_level_v(a, 0.25)
     tagger.set_input_delay_ps(a, 0)
     tagger.set_dead_time_ps(a, 0)
-    with pytest.raises(SafetyLimitError):
+    with raises(SafetyLimitError):
         tagger.set_trigger_level_v(a, 1.5)
     rates = tagger.count_rates_hz([a, b], 10_000_000_000)  # 10 ms
     assert set(rates) == {a, b}
@@ -109,13 +110,13 @@ def check_time_tagger(tagger: TimeTagger) -> None:
         coincidences = tagger.coincidence_rates_hz([(a, b)], 1000, 10_000_000_000)
         assert set(coincidences) == {(a, b)}
         assert all(isinstance(r, float) and r >= 0 for r in coincidences.values())
-        with pytest.raises(InstrumentError):
+        with raises(InstrumentError):
             tagger.coincidence_rates_hz([(a,)], 1000, 10_000_000_000)  # a group needs two channels
     else:
-        with pytest.raises(InstrumentError):
+        with raises(InstrumentError):
             tagger.coincidence_rates_hz([(a, b)], 1000, 10_000_000_000)
     if not getattr(tagger, "streams_tags", True):
-        with pytest.raises(InstrumentError):
+        with raises(InstrumentError):
             tagger.start_stream([a, b])
         return
     tagger.start_stream([a, b])

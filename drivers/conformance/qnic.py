@@ -17,10 +17,11 @@ two qubits, qubit 0 a communication qubit. Every check re-initialises the qubits
 
 from __future__ import annotations
 
-import pytest
 
 from drivers.qnic import QNIC, Basis, Gate, QubitRole
 from qnode_fw.errors import InstrumentError, QubitRoleError
+
+from .expect import raises
 
 #: (gates applied to |0>, basis, certain outcome): each line is a textbook identity.
 SINGLE_QUBIT_CASES = [
@@ -57,7 +58,7 @@ def check_identity_and_roles(qnic: QNIC) -> None:
     roles = [qnic.role(i) for i in range(qnic.num_qubits)]
     assert all(isinstance(r, QubitRole) for r in roles)
     assert roles[0] is QubitRole.COMMUNICATION
-    with pytest.raises(InstrumentError):
+    with raises(InstrumentError):
         qnic.role(qnic.num_qubits)
 
 
@@ -72,7 +73,7 @@ def check_durations(qnic: QNIC) -> None:
         assert qnic.duration_ps(name) > 0, name
     for gate in Gate:
         assert qnic.duration_ps(gate) == qnic.duration_ps(gate.value)
-    with pytest.raises(InstrumentError):
+    with raises(InstrumentError):
         qnic.duration_ps("teleport")
 
 
@@ -135,7 +136,7 @@ def check_emit(qnic: QNIC) -> None:
             qnic.emit(i, attempt_id=17)
             assert qnic.measure(i, Basis.Z) in (0, 1)
         else:
-            with pytest.raises(QubitRoleError):
+            with raises(QubitRoleError):
                 qnic.emit(i, attempt_id=17)
 
 
@@ -151,7 +152,7 @@ def check_absorb(qnic: QNIC) -> None:
     else:
         assert qnic.measure(a, Basis.Z) in (0, 1)
     if qnic.role(b) is QubitRole.STORAGE:
-        with pytest.raises(InstrumentError):
+        with raises(InstrumentError):
             qnic.absorb(b, attempt_id=18)
 
 
@@ -167,9 +168,9 @@ def check_move(qnic: QNIC) -> None:
         qnic.move(a, b)
         assert qnic.measure(b, Basis.Z) == flipped
         assert qnic.measure(a, Basis.Z) == 0  # the source is left initialised
-    with pytest.raises(QubitRoleError):
+    with raises(QubitRoleError):
         qnic.move(b, a)  # into a communication qubit
-    with pytest.raises(InstrumentError):
+    with raises(InstrumentError):
         qnic.move(a, a)
 
 
@@ -180,7 +181,7 @@ def check_bad_requests(qnic: QNIC) -> None:
                  lambda: qnic.measure(n, Basis.Z), lambda: qnic.emit(n, 1),
                  lambda: qnic.gate(Gate.CNOT, a), lambda: qnic.gate(Gate.X, a, b),
                  lambda: qnic.gate(Gate.CNOT, a, a), lambda: qnic.gate(Gate.CZ, a, n)):
-        with pytest.raises(InstrumentError) as info:
+        with raises(InstrumentError) as info:
             call()
         assert info.value.resource == qnic.resource
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FACTORIES
-from driver_conformance import CHECKS, LIMITS
+from emulator_rigs import FACTORIES
+from drivers.conformance import CHECKS, LIMITS
 from drivers.registry import all_drivers
 
 CASES = [(kind, model) for kind, models in FACTORIES.items() for model in models]

@@ -167,7 +167,7 @@ def test_thorlabs_pump_oven_on_pyvisa_sim(rig_factory):
 
 
 def test_thorlabs_pump_oven_on_pyvisa_sim_conformance(rig_factory):
-    from driver_conformance import LIMITS, check_pair_source
+    from drivers.conformance.instruments import LIMITS, check_pair_source
 
     check_pair_source(rig_factory("pair_source", "thorlabs_pyvisa_sim", LIMITS["pair_source"]).instrument)
 

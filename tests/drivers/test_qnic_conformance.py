@@ -1,4 +1,4 @@
-"""The QNIC conformance checks (qnic_conformance.py), unchanged, against the lab binding on each
+"""The QNIC conformance checks (drivers/conformance/qnic.py), unchanged, against the lab binding on each
 AWG emulator with the fake Swabian tagger, and against the simulated QNIC; all opened through the
 driver registry as a node would open them."""
 
@@ -9,7 +9,7 @@ import math
 import pytest
 
 from drivers.registry import DriverContext, InstrumentSpec, open_instrument
-from qnic_conformance import QNIC_CHECKS
+from drivers.conformance import QNIC_CHECKS
 from qnic_lab_rig import open_lab_rig
 from qnode_fw.clock import VirtualClock
 from qnode_fw.rng import RandomStreams

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import zmq
 
+from drivers.conformance import QNIC_CHECKS
 from drivers.qnic import Gate
 from drivers.registry import DriverContext, InstrumentSpec, open_instrument
 from qnode_fw.bell import BellState
@@ -167,19 +168,6 @@ def test_a_read_waits_for_a_photon_still_on_its_way_from_a_node():
     assert stats["memory_links"]["A-B"]["attempts"] == 1
 
 
-def _load_qnic_checks():
-    """The QNIC conformance checks of tests/drivers, as they are (a file, not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "drivers" / "qnic_conformance.py"
-    spec = importlib.util.spec_from_file_location("qnic_conformance_checks", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.QNIC_CHECKS
-
-
-QNIC_CHECKS = _load_qnic_checks()
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,16 @@
 """Each simulated instrument, opened through the driver registry as `model: sim`, passes the same
-interface conformance checks as the real drivers (tests/drivers/driver_conformance.py)."""
+interface conformance checks as the real drivers (drivers/conformance/)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drivers"))
-
-from driver_conformance import CHECKS, LIMITS  # noqa: E402
-
-from drivers.registry import DriverContext, InstrumentSpec, open_instrument  # noqa: E402
-from qnode_fw.clock import VirtualClock  # noqa: E402
-from qnode_fw.errors import ConfigError  # noqa: E402
-from qnode_fw.rng import RandomStreams  # noqa: E402
-from sim_backend.world import World  # noqa: E402
+from drivers.conformance import CHECKS, LIMITS
+from drivers.registry import DriverContext, InstrumentSpec, open_instrument
+from qnode_fw.clock import VirtualClock
+from qnode_fw.errors import ConfigError
+from qnode_fw.rng import RandomStreams
+from sim_backend.world import World
 
 
 @pytest.mark.parametrize("kind", sorted(CHECKS))
