@@ -34,7 +34,7 @@ from ..config.checks import link_station
 from ..config.node import InstrumentKind, LinkConfig, LinkScheme as ConfigScheme, NodeConfig
 from ..config.testbed import TestbedConfig
 from ..errors import ConfigError
-from ..units import NS, US, fibre_delay_ps
+from ..units import NS, US
 
 if TYPE_CHECKING:
     from .memory_links import LinkPhysics
@@ -155,12 +155,13 @@ def resolve_links(cfg: TestbedConfig, physics: "LinkPhysics", now_ps: int,
         sim = _merged_sim(la, lb, physics, SimLinkPhysics, DetectorParams)
         taggers: dict[str, str] = {}
         if scheme is LinkScheme.BOTH_ENDPOINTS:
-            taggers[station] = _only_instrument(cfg.node(station), InstrumentKind.TIME_TAGGER, where)
+            taggers[station] = _only_instrument(cfg.node(station), InstrumentKind.TIME_TAGGER,
+                                                f"link {name}", f"{station}.instruments")
         for i, (node, link) in enumerate(((na, la), (nb, lb))):
             if params.heralds_locally(i):
                 taggers[node.address] = (link.herald_tagger or
-                                         _only_instrument(node, InstrumentKind.TIME_TAGGER,
-                                                          f"{node.address}.links[{link.neighbour}]"))
+                                         _only_instrument(node, InstrumentKind.TIME_TAGGER, f"link {name}",
+                                                          f"{node.address}.links[{link.neighbour}].herald_tagger"))
         switches = {node.address: SwitchPort(link.switch.instrument, link.switch.input, link.switch.output)
                     for i, (node, link) in enumerate(((na, la), (nb, lb)))
                     if link.switch is not None and not params.heralds_locally(i)}
@@ -255,12 +256,12 @@ def _merged_sim(la: LinkConfig, lb: LinkConfig, physics: "LinkPhysics", sim_cls,
     return sim_cls(detector=detector, link_fidelity=la.fidelity, **values)
 
 
-def _only_instrument(node: NodeConfig, kind: InstrumentKind, where: str) -> str:
+def _only_instrument(node: NodeConfig, kind: InstrumentKind, what: str, field: str) -> str:
     names = [i.name for i in node.instruments if i.kind is kind]
     if len(names) != 1:
-        raise ConfigError(f"{node.address} has {len(names)} {kind.value} instruments for {where}",
-                          field=f"{where}.herald_tagger", expected=f"exactly one {kind.value}, or "
-                          "herald_tagger naming it")
+        raise ConfigError(f"{node.address} has {len(names)} {kind.value} instruments for {what}",
+                          field=field, expected=f"exactly one {kind.value} (or herald_tagger naming "
+                          "it, at a receiving end)")
     return names[0]
 
 

@@ -302,7 +302,9 @@ class RepeaterChain(Experiment):
         gen_s = max(end_gen - start, 1) / S
         details: dict = {"connection": self.socket.connection, "close_reason": self.socket.close_reason,
                          "unmatched_halves": unmatched, "generation_time_s": gen_s,
-                         "leaked": leaked, "false_heralds": self.false_heralds}
+                         "leaked": leaked, "false_heralds": self.false_heralds,
+                         # photons that met a moving or mis-set optical switch (or no link)
+                         "lost_emissions": len(self.ctx.world.lost_emissions)}
         results = Results(pairs_delivered=n, rate_hz=n / gen_s, wrong_pairs=self.wrong_pairs,
                           leaked_qubits=sum(leaked.values()), details=details)
         sacrificed = {b: int(c.sum()) for b, c in self.tomo_counts.items()}
