@@ -32,13 +32,28 @@ class KeyValueFormatter(logging.Formatter):
         return base
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted. A handler that kept the
+    stream of the moment it was configured writes to a closed file once that stream is replaced
+    and closed (pytest's capture after a CLI test): every record then prints a logging error with
+    a whole stack, which slowed wall-clock loops in later tests enough to miss heartbeats."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging(level: str | int = "WARNING") -> None:
     root = logging.getLogger()
     if isinstance(level, str):
         level = getattr(logging, level.upper(), logging.WARNING)
     root.setLevel(level)
     if not any(getattr(h, "_qnode", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(KeyValueFormatter())
         handler._qnode = True  # type: ignore[attr-defined]
         root.addHandler(handler)
