@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigErrors
-from ..faults.plan import FaultPlan
+from .faults import FaultPlan
 from .node import NAME_PATTERN, Strict
 from .source import Document, load_document
 from .validate import parse_model
