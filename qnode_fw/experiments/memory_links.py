@@ -554,12 +554,11 @@ class MemoryLinks:
     def link_figures(self, node: str) -> Callable[[str], LinkFigures]:
         """The link budget as the routing and planning prior: heralded pairs per second from the
         success probability and the attempt cadence (a switched transceiver's share of its
-        time included), at the configured link fidelity."""
+        time included), at the mean fidelity of a heralded pair (false heralds included)."""
         def figures(neighbour: str) -> LinkFigures:
             for run in self.links.values():
                 if node in run.params.nodes and neighbour in run.params.nodes:
-                    fidelity = self.tb.nodes[node].config.link_to(neighbour).fidelity
-                    return LinkFigures(self.expected_rate_hz(run), fidelity, 0)
+                    return LinkFigures(self.expected_rate_hz(run), self.expected_fidelity(run), 0)
             return LinkFigures(0.0, 0.0, 0)
         return figures
 
@@ -612,6 +611,14 @@ class MemoryLinks:
         """Heralded pairs per second: success probability per joint attempt × the share of the
         slots the link's grid (and a switched transceiver's turns) gives it."""
         return run.p_success * run.duty / (run.params.period_ps * 1e-12)
+
+    def expected_fidelity(self, run: LinkRun) -> float:
+        """Mean Bell fidelity of a heralded pair: the link fidelity for an entangled herald, 1/4
+        for a false one, ``(P_ent·F + (P − P_ent)/4)/P``."""
+        f = run.spec.fidelity
+        if run.p_success <= 0:
+            return f
+        return (run.p_entangled * f + (run.p_success - run.p_entangled) / 4) / run.p_success
 
     def transceiver_report(self, node: str) -> dict:
         """The switch's own command log checked against the transceiver's attempt windows."""

@@ -46,9 +46,19 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
                      f"round(s), F {p['fidelity']:.4f}, {p['rate']:.0f} pairs/s")
     for name, link in (d.get("links") or {}).items():
         sp = link.get("success_probability")
+        closed = ("1/2 eta_a eta_b" if link.get("scheme", "both_endpoints") == "both_endpoints"
+                  else f"{link['scheme']} closed form")
         lines.append(f"  link {name:<11} {link['heralds']} heralds / {link['joint_attempts']} joint attempts"
                      + (f" = {sp:.4f}" if sp is not None else "")
-                     + f" (1/2 eta_a eta_b = {link['success_probability_expected']:.4f})")
+                     + f" ({closed} = {link['success_probability_expected']:.4f})"
+                     + (f", {link['false_heralds']} false" if link.get("false_heralds") else ""))
+    for node, t in (d.get("transceivers") or {}).items():
+        problems = t.get("switch_log_problems")
+        lines.append(f"  {'transceiver ' + node:<16} {t['policy']} over {', '.join(t['order'])}"
+                     + (f", buffers {t['buffered']}" if t.get("buffered") else "")
+                     + f": {t['commands']} switch commands, {t['attempt_windows']} attempts"
+                     + ("" if problems is None else
+                        ", switch log clean" if not problems else f", {len(problems)} switch log problem(s)"))
     scan = d.get("temperature_scan")
     if scan:
         lines.append(f"  {'crystal peak':<16} {_pm(scan['peak_c']['value'], scan['peak_c']['stderr'], 3)} C "
