@@ -33,8 +33,8 @@ from ..config.testbed import LoadedTestbed, load_testbed
 from ..errors import ConfigError
 from ..logs import event
 from ..faults.apply import apply_fault_plan
-from ..faults.runners import (FaultLog, InstrumentFailures, instrument_names, run_fault_plan,
-                              virtual_fault_targets)
+from ..faults.runners import (FaultLog, InstrumentFailures, check_plan_for_runner,
+                              instrument_names, run_fault_plan, virtual_fault_targets)
 from ..records import RunRecord
 from ..units import MS, S
 from .base import Experiment, Results, RunContext, StatusRow, Summary, experiment_class
@@ -112,6 +112,9 @@ def run_experiment(experiment_path: str | Path, testbed_path: str | Path | None 
                           expected="simulated seconds > 0")
     duration_ps = int(round(duration_s * S))
     plan = run_fault_plan(loaded.config.faults, options.fault)
+    if plan is not None:
+        check_plan_for_runner(plan, str(loaded.document.file), tb_loaded.config.addresses,
+                              processes=False)
     record = None
     if options.out_dir is not None:
         record = RunRecord.create(options.out_dir, loaded.config.name)

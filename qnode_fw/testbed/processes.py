@@ -555,7 +555,7 @@ def run_processes_command(args: Any) -> int:
 
 def _check_fault_plan(experiment: Any, fault: str | None, addresses: list[str]):
     """The run's plan, checked before any process starts (each node applies its own share)."""
-    from ..faults.runners import run_fault_plan
+    from ..faults.runners import check_plan_for_runner, run_fault_plan
 
     if experiment is None:
         raise ConfigError("faults are injected into an experiment run", field="--fault",
@@ -563,17 +563,7 @@ def _check_fault_plan(experiment: Any, fault: str | None, addresses: list[str]):
     plan = run_fault_plan(experiment.config.faults, fault)
     if plan is None:
         return None
-    where = str(experiment.document.file)
-    if plan.nodes:
-        raise ConfigError("a node process cannot crash and restart itself; node crashes run on "
-                          "the virtual testbed", file=where, field="faults.nodes",
-                          expected="no nodes: faults with --processes")
-    for kind, entries in (("instruments", plan.instruments), ("clocks", plan.clocks)):
-        for i, entry in enumerate(entries):
-            if entry.node is not None and entry.node not in addresses:
-                raise ConfigError(f"no node {entry.node!r} in this testbed", file=where,
-                                  field=f"faults.{kind}[{i}].node",
-                                  expected="one of " + ", ".join(addresses))
+    check_plan_for_runner(plan, str(experiment.document.file), addresses, processes=True)
     return plan
 
 

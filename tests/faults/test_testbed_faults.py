@@ -151,6 +151,20 @@ def test_a_repeater_and_a_station_crash_and_restart_mid_run_without_wrong_or_stu
     assert [e["target"] for e in run.events_of("fault.injected")] == ["bsa-BC", "bsa-BC", "B", "B"]
 
 
+@pytest.mark.parametrize(("faults", "field"), [
+    ({"clocks": [{"node": "B", "jump_us": 50}]}, "faults.clocks"),
+    ({"nodes": [{"node": "D", "crash_at_s": 0.001}]}, "faults.nodes[0].node"),
+    ({"instruments": [{"node": "X", "instrument": "awg", "fault": "timeout"}]},
+     "faults.instruments[0].node"),
+])
+def test_what_the_virtual_runner_cannot_inject_is_refused_before_the_run(tmp_path, faults, field):
+    path = chain_experiment(tmp_path, "refused", faults=faults)
+    with pytest.raises(ConfigError) as info:
+        run_experiment(path, options=RunOptions(out_dir=tmp_path / "runs"))
+    assert (info.value.file, info.value.field) == (str(path), field)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_crashing_a_node_that_hosts_the_application_is_refused_naming_the_field(tmp_path):
     path = chain_experiment(tmp_path, "crash-end", duration_s=0.002,
                             faults={"nodes": [{"node": "A", "crash_at_s": 0.001}]})
