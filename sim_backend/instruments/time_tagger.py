@@ -1,9 +1,11 @@
-"""Simulated time tagger: reads its stream from the World up to the node clock's now."""
+"""Simulated time tagger: reads its stream from the World up to the node clock's now; count rates
+and coincidences are measured over the next ``duration_ps`` of that stream without consuming it."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from drivers.coincidences import checked_groups, count_coincidences
 from drivers.time_tagger import TagBatch, TimeTagger
 from qnode_fw.errors import InstrumentError
 
@@ -15,6 +17,7 @@ class SimTimeTagger(TimeTagger):
     """Simulated time tagger (channels, input delays, jitter, bin, FIFO/stream-buffer overflow)."""
 
     model = "sim"
+    measures_coincidences = True
 
     def __init__(self, name: str, world, clock, params: TaggerParams | None = None, limits=None) -> None:
         super().__init__(name, f"sim://tagger/{name}")
@@ -86,13 +89,10 @@ class SimTimeTagger(TimeTagger):
         self.stream.enabled = set()
         self.stream.clear()
 
-    def count_rates_hz(self, channels, duration_ps) -> dict[int, float]:
-        """Rates over the next ``duration_ps``: the physics is generated ahead (it is causal), the
-        tags stay in the stream for a later read, and nobody's clock moves."""
-        for ch in channels:
-            self._check(ch, f"Countrate({list(channels)})")
-        if duration_ps <= 0:
-            raise InstrumentError("duration must be positive", resource=self.resource, command="Countrate")
+    def _ahead(self, channels, duration_ps: int) -> tuple[np.ndarray, np.ndarray]:
+        """The tags of ``channels`` in [now, now + duration_ps), in stream order: the physics is
+        generated ahead (it is causal), the tags stay in the stream for a later read, and nobody's
+        clock moves."""
         now = self.clock.now_ps()
         previous = set(self.stream.enabled)
         self.world.advance(now)
@@ -100,6 +100,29 @@ class SimTimeTagger(TimeTagger):
         self.world.advance(now + int(duration_ps))
         ch, t = self.stream.peek()
         self.stream.enabled = previous
-        inside = (t >= now) & (t < now + duration_ps)
+        keep = (t >= now) & (t < now + duration_ps) & np.isin(ch, list(channels))
+        ch, t = ch[keep], t[keep]
+        order = np.argsort(t, kind="stable")      # the buffer is unsorted; a stream is not
+        return ch[order], t[order]
+
+    def count_rates_hz(self, channels, duration_ps) -> dict[int, float]:
+        """Rates over the next ``duration_ps`` (see :meth:`_ahead`)."""
+        for ch in channels:
+            self._check(ch, f"Countrate({list(channels)})")
+        if duration_ps <= 0:
+            raise InstrumentError("duration must be positive", resource=self.resource, command="Countrate")
+        ch, _t = self._ahead(channels, duration_ps)
         seconds = duration_ps * 1e-12
-        return {int(c): float(np.count_nonzero(inside & (ch == c)) / seconds) for c in channels}
+        return {int(c): float(np.count_nonzero(ch == c) / seconds) for c in channels}
+
+    def coincidence_rates_hz(self, groups, window_ps, duration_ps) -> dict[tuple[int, ...], float]:
+        """Coincidences per group over the next ``duration_ps`` with the Swabian ``Coincidences``
+        rule (:mod:`drivers.coincidences`: a tag that finds every other channel of its group within
+        ``window_ps`` before it), on the same tags :meth:`count_rates_hz` would count."""
+        command = f"Coincidences({[list(g) for g in groups]}, {window_ps})"
+        groups = checked_groups(groups, self.channels, window_ps, duration_ps,
+                                resource=self.resource, command=command)
+        ch, t = self._ahead(sorted({c for g in groups for c in g}), int(duration_ps))
+        counts = count_coincidences(ch, t, groups, int(window_ps))
+        seconds = duration_ps * 1e-12
+        return {g: n / seconds for g, n in counts.items()}

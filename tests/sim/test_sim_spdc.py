@@ -278,3 +278,34 @@ def test_polarisation_tomography_reconstructs_the_configured_state():
     n_diag = {k: counts[3 * (k - 1) + (k - 1)] for k in bases}
     sigma = math.sqrt(sum((1 - corr[(k, k)] ** 2) / n_diag[k] for k in bases)) / 4
     assert abs(weight - (1 + 3 * visibility) / 4) <= 3 * sigma
+
+
+def test_sim_tagger_counts_coincidences_of_a_cw_source_at_the_closed_form_rate():
+    """``coincidence_rates_hz`` (the Swabian rule: |t_b - t_a| <= window for two channels) on the
+    next 0.5 s of the stream: true pairs ``R·η_a·η_b·erf(W/(√2σ))`` plus accidentals
+    ``S_a·S_b·2W``; the measured tags stay in the stream for the next read."""
+    from drivers.coincidences import count_coincidences
+
+    rate, eta_a, eta_b, dark, jitter_fwhm, window = 1.0e6, 0.1, 0.15, 1000.0, 300.0, 300
+    params = spdc.SpdcParams(mode="cw", pair_rate_per_mw_hz=rate, pump_threshold_ma=0.0,
+                             pump_slope_mw_per_ma=0.1, oven_time_constant_ps=0,
+                             phase_matching_temperature_c=25.0)
+    world, clock, source, tt = rig(params, (bare_arm(1, 0.0, eta_a, dark, jitter_fwhm),
+                                            bare_arm(2, 0.0, eta_b, dark, jitter_fwhm)), seed=5)
+    assert tt.measures_coincidences
+    source.set_crystal_temperature_c(25.0)
+    source.set_pump_current_ma(10.0)
+    source.pump_on()
+    tt.start_stream([1, 2])
+    duration = S // 2
+    rates = tt.coincidence_rates_hz([(1, 2)], window, duration)
+    assert list(rates) == [(1, 2)] and clock.now_ps() == 0
+    measured = rates[(1, 2)] * duration / S
+    sigma = math.sqrt(2) * jitter_fwhm / 2.3548
+    # The cw_rates window is centred full width: |Δt| <= W is a width of 2W.
+    true_rate, acc_rate = spdc.cw_rates(rate, eta_a, eta_b, dark, dark, 2 * window, sigma)
+    assert within(measured, (true_rate + acc_rate) * duration / S)
+    clock.advance_to(duration)
+    batch = tt.read_stream()
+    again = count_coincidences(batch.channels, batch.timestamps_ps, [(1, 2)], window)[(1, 2)]
+    assert again == round(measured)
