@@ -225,6 +225,12 @@ def run(quick: bool = False) -> list[Figure]:
                                   round(float(fn(loaded)), 1), "us",
                                   f"wall_timer_lateness_idle_{q}", round(float(fn(idle)), 1),
                                   load, (period,)))
+        # The process's CPU time (the loop's thread and ZeroMQ's I/O thread) per wall second: a
+        # loop that spins between timers shows a whole core here however little work it has.
+        figures.append(Figure(f"wall_timer_cpu_share_heralds_{label}", round(100 * st["cpu_share"], 1), "%",
+                              "wall_timer_cpu_share_idle", round(100 * idle_st["cpu_share"], 1),
+                              f"process CPU seconds per wall second over the run; node work "
+                              f"{st['work_share']:.0%} of a core (idle {idle_st['work_share']:.0%})"))
     total = 100_000 if quick else 1_000_000
     rate = _virtual_timers(total)
     base = _heapq_timers(total)

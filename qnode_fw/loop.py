@@ -5,6 +5,14 @@ discrete-event simulator: it jumps the clock to the next timer, so many nodes sh
 one virtual timeline. With a :class:`~qnode_fw.clock.WallClock` it sleeps in ``zmq.Poller.poll``
 until the next timer is due or a registered socket becomes readable.
 
+Sleeping in wall-clock mode: ``poll`` resolves whole milliseconds, so the loop also registers a
+``timerfd`` (:mod:`qnode_fw.wakeup_timer`) armed for ``next timer - timer_slack_ps`` and sleeps
+until it or a socket wakes it; only the last ``timer_slack_ps`` before a deadline is spent polling
+without sleeping. Without a ``timerfd`` (not Linux) it sleeps whole milliseconds and spins the
+rest, as every loop did before: a loop with timers every 100 µs then spins on a whole core and
+competes with its own process's ZeroMQ I/O thread (docs/performance.md, "Timers in wall-clock
+mode").
+
 Events at equal times run in the order they were scheduled (a sequence number breaks ties), which
 makes a virtual run deterministic: same seed, same configuration, same event order.
 """
@@ -24,10 +32,21 @@ from typing import Any
 import zmq
 
 from .clock import Clock, VirtualClock
+from .wakeup_timer import WakeupTimer, open_wakeup_timer
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[..., Any]
+
+_PS_PER_MS = 1_000_000_000
+
+#: How long before a timer's deadline a wall-clock loop stops sleeping and polls without sleeping.
+#: A sleeping thread wakes late by the kernel's timer slack (50 µs for an ordinary thread: the
+#: hrtimer may fire anywhere in [deadline, deadline + slack] so that wake-ups coalesce) plus the
+#: time to be scheduled again; spinning the last 50 µs makes the usual wake-up land before the
+#: deadline while a loop with 100 µs between timers still sleeps half of the time. Measured with
+#: 0, 50 and 100 µs in docs/performance.md ("Timers in wall-clock mode").
+DEFAULT_TIMER_SLACK_PS = 50_000_000
 
 
 class TimerHandle:
@@ -52,8 +71,18 @@ class TimerHandle:
 class EventLoop:
     """Timers, deferred calls and socket readiness, driven by one :class:`Clock`."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, timer_slack_ps: int | None = None) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
+        #: Wall clock: the last stretch before a timer's deadline that is polled, not slept.
+        self.timer_slack_ps = DEFAULT_TIMER_SLACK_PS if timer_slack_ps is None else int(timer_slack_ps)
+        if self.timer_slack_ps < 0:
+            raise ValueError(f"negative timer slack {self.timer_slack_ps} ps")
+        # The timerfd that ends a sub-millisecond sleep; opened on the first such sleep (a
+        # virtual loop never sleeps, and simulations make thousands of loops).
+        self._wakeup: WakeupTimer | None = None
+        self._wakeup_fd: int | None = None
+        self._wakeup_tried = False
+        self._wakeup_at_ps: int | None = None   # when the armed timerfd fires (loop time)
         # Heap of (when_ps, seq, handle) tuples: tuple comparison runs in C, about 1.6x faster
         # than ordering handles with a Python __lt__ (bench_timers).
         self._timers: list[tuple[int, int, TimerHandle]] = []
@@ -155,6 +184,37 @@ class EventLoop:
             if callback is not None:
                 self.events_processed += 1
                 callback()
+            elif source == self._wakeup_fd and self._wakeup is not None:
+                self._wakeup.drain()       # it only ended the sleep; the timers run below
+                self._wakeup_at_ps = None
+
+    def _wakeup_timer(self) -> WakeupTimer | None:
+        if not self._wakeup_tried:
+            self._wakeup_tried = True
+            self._wakeup = open_wakeup_timer()
+            if self._wakeup is not None:
+                self._wakeup_fd = self._wakeup.fileno()
+                self._poller.register(self._wakeup_fd, zmq.POLLIN)
+                self._release_wakeup = weakref.finalize(self, self._wakeup.close)
+        return self._wakeup
+
+    def _sleep_ms(self, now_ps: int, deadline_ps: int) -> int:
+        """The poll timeout (ms) for a timer due at ``deadline_ps``; 0 within the timer slack."""
+        sleep_ps = deadline_ps - self.timer_slack_ps - now_ps
+        if sleep_ps <= 0:
+            return 0
+        wakeup = self._wakeup_timer()
+        if wakeup is None:
+            # Whole milliseconds only: the rest of the way is spun.
+            return sleep_ps // _PS_PER_MS
+        wake_at = deadline_ps - self.timer_slack_ps
+        if wake_at != self._wakeup_at_ps:
+            # Arming is a syscall (several µs): a poll that a socket ended early sleeps on
+            # towards the same wake-up without arming again.
+            wakeup.arm(sleep_ps // 1000)
+            self._wakeup_at_ps = wake_at
+        # The timerfd ends the sleep; the timeout only bounds it should the timerfd not fire.
+        return sleep_ps // _PS_PER_MS + 1
 
     def _pop_due(self, now: int) -> TimerHandle | None:
         timers = self._timers
@@ -203,11 +263,10 @@ class EventLoop:
             now = self.clock.now_ps()
             if nxt_cap is None:
                 timeout_ms: float = -1 if block else 0
+            elif not block:
+                timeout_ms = 0
             else:
-                remaining = nxt_cap - now
-                # poll() resolves milliseconds; below 1 ms we poll without sleeping so a timer
-                # fires within microseconds of its deadline rather than up to 1 ms late.
-                timeout_ms = max(0, remaining // 1_000_000_000) if block else 0
+                timeout_ms = self._sleep_ms(now, nxt_cap)
             self._poll(timeout_ms)
             if nxt_cap is None and not self._ready and not block:
                 return False
@@ -258,6 +317,10 @@ class EventLoop:
     def close(self) -> None:
         for source in list(self._readers):
             self.remove_reader(source)
+        if self._wakeup is not None:
+            self._poller.unregister(self._wakeup_fd)
+            self._release_wakeup()
+            self._wakeup, self._wakeup_fd = None, None
         self._release_pipe()
 
 
