@@ -40,7 +40,8 @@ def handle(args: argparse.Namespace) -> int:
     settings = SoakSettings(minutes=args.minutes, fault=args.fault, sample_every_s=args.sample_every,
                             warmup_s=args.warmup, testbed=args.testbed, experiment=args.experiment,
                             out_dir=args.out, seed=args.seed)
-    soak = run_soak(settings, say=(lambda _line: None) if args.json else print)
+    soak = run_soak(settings, say=(lambda _line: None) if args.json
+                    else (lambda line: print(line, flush=True)))
     if args.json:
         print(json.dumps(soak.to_dict()))
     else:
