@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.instrument import Instrument
-from drivers.qnic import QNIC
+from drivers.qnic import QNIC, QubitRole
 from drivers.registry import DriverContext, InstrumentSpec, open_instrument
 
 from .addresses import NodeAddress, QubitAddress
 from .component import ComponentStack, FunctionComponent
+from .config.source import Document, format_path
 from .config.node import LinkConfig, NodeConfig, QnicConfig
 from .connection import ConnectionManager, MuxPolicy, ResourcePool, SetupSettings
 from .control import ControlLink
@@ -72,6 +73,8 @@ class NodeEnvironment:
     link_costs: dict[tuple[str, str], float] = field(default_factory=dict)
     mux_policy: MuxPolicy = MuxPolicy.BUFFER
     setup: SetupSettings = SetupSettings()
+    #: The node file as loaded (origins of its values), so start-up errors can name file and line.
+    document: Document | None = None
 
 
 @dataclass(frozen=True)
@@ -183,17 +186,43 @@ class Node:
 
     def _open_qnics(self) -> None:
         context = self._context()
-        for q in self.config.qnics:
+        for i, q in enumerate(self.config.qnics):
             if q.instrument is not None:
                 qnic = self.instruments[q.instrument]
                 if not isinstance(qnic, QNIC):
                     raise ConfigError(f"instrument {q.instrument} is not a QNIC driver",
                                       field=f"{self.address}.qnics[{q.address}].instrument")
+                self._check_qnic_instrument(i, q, qnic)
             else:
                 qnic = open_instrument(self._sim_qnic_spec(q), context)
                 if self.env.world is None:
                     self.env.world = context.world
             self.qnics[q.address] = qnic   # type: ignore[assignment]
+
+    def _check_qnic_instrument(self, i: int, q: QnicConfig, qnic: QNIC) -> None:
+        """A QNIC realised by an instrument (a lab binding file) must have the qubits the node
+        file says: the RuleSets address ``qnics[].qubits`` and the links split
+        ``communication_qubits`` among themselves, while the instrument is what the hardware
+        does. A mismatch would surface later as a refused operation in the middle of a run."""
+        where = f"{q.instrument} ({qnic.resource})"
+        if qnic.num_qubits != q.qubits:
+            raise self._node_error(("qnics", i, "qubits"), f"{q.qubits} qubits, but the QNIC "
+                                   f"instrument {where} has {qnic.num_qubits}",
+                                   f"qubits: {qnic.num_qubits}, as the instrument's binding says")
+        declared = sorted(range(q.qubits) if q.communication_qubits is None else q.communication_qubits)
+        bound = [k for k in range(qnic.num_qubits) if qnic.role(k) is QubitRole.COMMUNICATION]
+        if declared != bound:
+            said = "all qubits (no communication_qubits given)" if q.communication_qubits is None else str(declared)
+            raise self._node_error(("qnics", i, "communication_qubits"), f"{said} are communication "
+                                   f"qubits, but the QNIC instrument {where} binds {bound}",
+                                   f"communication_qubits: {bound}, as the instrument's binding says")
+
+    def _node_error(self, path: tuple, message: str, expected: str) -> ConfigError:
+        """A ConfigError at ``path`` of the node file (file and line when the node was loaded
+        from one)."""
+        if self.env.document is not None:
+            return self.env.document.error(path, f"node {self.address}: {message}", expected)
+        return ConfigError(message, field=f"{self.address}.{format_path(path)}", expected=expected)
 
     def _sim_qnic_spec(self, q: QnicConfig) -> InstrumentSpec:
         options: dict[str, Any] = {"node": self.address, "qnic_address": q.address,

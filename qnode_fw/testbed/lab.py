@@ -69,7 +69,8 @@ class LabNode:
         self.seed = testbed.config.seed if seed is None else seed
         streams = RandomStreams(self.seed)
         env = NodeEnvironment(self.loop, control, streams, self.remote_world,
-                              link_costs(testbed.config.nodes))
+                              link_costs(testbed.config.nodes),
+                              document=testbed.node_documents.get(address))
         self.node = Node(self.config, env)
         self.shutdown_reason: str | None = None
         self.final_status = None          # the node's status just before it stopped
