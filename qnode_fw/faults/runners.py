@@ -116,6 +116,10 @@ def virtual_fault_targets(plan: FaultPlan, testbed: Any, experiment: Any, stream
                 if not any(ep is e for e in endpoints):
                     endpoints.append(ep)
         _follow_crashes(testbed, links)
+    if plan.herald.active and not endpoints:
+        # Said, not silently skipped: this experiment's links have no herald frames to fault.
+        event(log, logging.WARNING, "faults.herald-unused",
+              reason="the experiment runs no herald link", plan=plan.herald.model_dump(exclude_defaults=True))
     instruments: dict[tuple[str, str], Any] = {}
     for node in testbed.nodes.values():
         instruments.update(instruments_by_key(node))
