@@ -17,10 +17,14 @@ offsets over a sliding window gives the offset now and the drift rate (its slope
 regression's prediction error gives the statistical part of the uncertainty.
 
 Faults the filter must not average over (:class:`SyncTolerance`): a filtered offset further than
-``max_step_ps`` from the line's prediction is a clock *jump* (a step of either clock); the window
-restarts from that sample so the estimate follows the new offset at once instead of bending the
-line. A fitted drift beyond ``max_drift_ppm`` (once the window holds ``min_drift_samples``) is
-*drift beyond tolerance*. Both are reported as :class:`ClockFault` (logged, kept in
+``max_step_ps`` from the line's prediction, and further than that exchange's own one-way delay
+(the most an asymmetric path, fibre or queueing, can move one exchange's offset) plus the
+prediction's uncertainty (once the line holds ``min_drift_samples``), is a clock
+*jump* (a step of either clock); the window restarts from that sample so the estimate follows the
+new offset at once instead of bending the line. A fitted drift beyond ``max_drift_ppm`` by more
+than three standard errors of the fit (once the window holds ``min_drift_samples``) is *drift
+beyond tolerance*. The two margins keep a loaded host, whose event loops delay single exchanges
+by milliseconds, from reporting its queueing as clock faults. Both are reported as :class:`ClockFault` (logged, kept in
 ``ClockSyncClient.faults`` and passed to ``on_fault`` handlers), naming the node and station.
 """
 
@@ -99,6 +103,7 @@ class SyncEstimate:
     delay_ps: float
     uncertainty_ps: float  # 3 standard deviations plus half the uncalibrated asymmetry bound
     samples: int
+    drift_stderr_ppm: float = 0.0   # standard error of the fitted drift
 
     def station_time(self, node_ps: int) -> float:
         """Convert a node-clock time to the station clock."""
@@ -116,6 +121,7 @@ class SyncTolerance:
 
     max_step_ps: float
     max_drift_ppm: float = math.inf
+    #: Filtered samples the line needs before its drift, or a step away from it, is judged.
     min_drift_samples: int = 8
 
 
@@ -165,10 +171,14 @@ class TwoWayEstimator:
         best = min(self._current, key=lambda e: e.delay_ps)
         self._current = []
         step = None
-        if self.tolerance is not None and self.ready:
+        # A line through fewer samples predicts too poorly to call anything a step from it.
+        if self.tolerance is not None and self.samples >= max(2, self.tolerance.min_drift_samples):
             predicted = self.estimate((best.t1 + best.t4) // 2)
             residual = best.offset_ps - self.asymmetry_ps / 2 - predicted.offset_ps
-            if abs(residual) > self.tolerance.max_step_ps:
+            # Within the exchange's one-way delay plus the line's own uncertainty a residual may
+            # be path asymmetry or an imprecise line, not a step.
+            noise = best.delay_ps + predicted.uncertainty_ps
+            if abs(residual) > max(self.tolerance.max_step_ps, noise):
                 step = residual
                 self._selected.clear()  # the old line describes a clock that is gone
         self._selected.append(best)
@@ -200,6 +210,7 @@ class TwoWayEstimator:
         dof = max(n - 2, 1)
         s2 = float(resid @ resid) / dof + self.resolution_ps ** 2 / 12
         se_pred = math.sqrt(s2 * (1 / n + ((at_ps - x0) ** 2 / sxx if sxx > 0 else 0.0)))
+        se_slope = math.sqrt(s2 / sxx) if sxx > 0 else math.inf
         offset = intercept + slope * (at_ps - x0)
         # The slope is d(station - node)/d(node); as a rate ratio it is the drift of the station
         # relative to the node, in ppm.
@@ -210,6 +221,7 @@ class TwoWayEstimator:
             delay_ps=float(np.mean([e.delay_ps for e in sel])),
             uncertainty_ps=3 * se_pred + self.asymmetry_bound_ps / 2,
             samples=n,
+            drift_stderr_ppm=se_slope * 1e6,
         )
 
 
@@ -288,8 +300,9 @@ class ClockSyncClient:
             self._report(ClockFault("jump", self.endpoint.node, self.station, t4, step,
                                     tol.max_step_ps))
         if self.estimator.samples >= max(2, tol.min_drift_samples) and math.isfinite(tol.max_drift_ppm):
-            drift = self.estimator.estimate(t4).drift_ppm
-            bad = abs(drift) > tol.max_drift_ppm
+            est = self.estimator.estimate(t4)
+            drift = est.drift_ppm
+            bad = abs(drift) - 3 * est.drift_stderr_ppm > tol.max_drift_ppm
             if bad and not self._drift_bad:   # once per excursion, not once per exchange
                 self._report(ClockFault("drift", self.endpoint.node, self.station, t4, drift,
                                         tol.max_drift_ppm))
