@@ -211,6 +211,8 @@ class NodeLinks:
         from timing.link_end import BsaStationRuntime, LinkEndRuntime
         from timing.schedule import DemandCounter
 
+        from .herald_sync import HeraldClockSync
+
         self.node = node
         self.address: NodeAddress = node.address
         self.physics = physics
@@ -225,6 +227,8 @@ class NodeLinks:
         self.stations: dict[str, StationLink] = {}
         self.pools: dict[int, Any] = {}
         self._routes: dict[tuple[str, int], EndLink] = {}
+        #: Two-way clock sync with each link's station over the herald links (herald_sync).
+        self.sync = HeraldClockSync(self.address, self.loop)
         awg_channel = 0
         for plan in self.plans:
             mine = self.address in plan.nodes
@@ -245,12 +249,14 @@ class NodeLinks:
                 tagger.start_stream([1, 2, 3, 4, 5])
                 self.stations[plan.name] = StationLink(
                     plan, BsaStationRuntime(self.loop, plan.params, tagger, endpoint), endpoint)
+                self.sync.add_station(plan.name, endpoint, plan.nodes)
                 continue
             i = plan.params.index_of(self.address)
             partner = plan.params.partner(i)
             endpoint = ZmqHeraldEndpoint(self.address, plan.name, context=context, curve=keys,
                                          bind=plan.herald_endpoints[self.address])
             endpoint.attach(self.loop)
+            self.sync.add_end(plan.name, endpoint, plan.station)
             qnic_addr = plan.params.ends[i].qnic
             qnic = node.qnics[qnic_addr]
             executor = node.executor
@@ -330,9 +336,11 @@ class NodeLinks:
 
     # -- stations ---------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the stations' tagger reads (ends attempt once connections raise their demand)."""
+        """Start the stations' tagger reads (ends attempt once connections raise their demand)
+        and the clock sync."""
         for st in self.stations.values():
             self._read(st)
+        self.sync.start()
 
     def _read(self, st: StationLink) -> None:
         st.runtime.heralder.read()
@@ -410,6 +418,7 @@ class NodeLinks:
 
     def close(self) -> None:
         self.stop_attempts()
+        self.sync.stop()
         for st in self.stations.values():
             if st.timer is not None:
                 st.timer.cancel()

@@ -1,0 +1,191 @@
+"""Clock sync over the herald links of one node process (``qnode run``: the lab and processes mode).
+
+:mod:`timing.clock_sync` has the two-way time transfer (:class:`~timing.clock_sync.
+ClockSyncClient` at an end node, :class:`~timing.clock_sync.ClockSyncResponder` at its station);
+this module runs it wherever a node process runs its herald links
+(:class:`~qnode_fw.testbed.node_links.NodeLinks`):
+
+* an **end node** runs one client per link towards the link's BSA station, on the node loop's
+  clock (the PC's ``CLOCK_MONOTONIC``, or the World server's testbed clock in processes mode);
+* a **station** answers every end of every link it serves, and first sends each end one frame
+  of its own: the ends bind the herald link's ROUTER and the station connects to them, so an
+  end can address the station only once the station's connection has spoken (with CurveZMQ the
+  ROUTER learns the station's routing id from that frame). That frame is a ``SYNC_REPLY`` to
+  exchange 0, which no client ever asks for, so a client ignores it; a client sends its first
+  request once it has heard the station.
+
+Each end's estimate (offset = station clock - node clock, its uncertainty, drift, one-way delay,
+exchanges, clock faults) is in the node's status (``qnode run`` status lines and ``--json``:
+``clock_sync``) and in its metrics (``qnode_clock_sync_*``). The attempt schedules do not use it:
+in processes mode every process reads one testbed clock, and in the lab the schedules run on the
+hosts' disciplined clocks (docs/deployment.md, "Clocks").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from timing.clock_sync import (ClockFault, ClockSyncClient, ClockSyncResponder, SyncTolerance,
+                               TwoWayEstimator)
+from timing.frames import Frame, FrameType
+
+from ..addresses import NodeAddress
+from ..clock import Clock
+from ..loop import EventLoop
+from ..units import MS, US
+
+
+@dataclass(frozen=True)
+class HeraldSyncSettings:
+    #: One request every 10 ms: 100 frames/s each way, next to the link's heralds.
+    interval_ps: int = 10 * MS
+    #: Min-delay selection over 8 exchanges (one filtered sample per 80 ms), a drift line over
+    #: the last 32 samples (2.6 s).
+    block: int = 8
+    window: int = 32
+    #: A filtered offset further than this from the line is a clock jump (the window restarts).
+    #: Queueing on a loaded PC delays single frames by milliseconds; min-delay selection keeps
+    #: the filtered samples within the fastest exchange of each block, far below this.
+    max_step_ps: int = 1 * MS
+    #: Free-running PC crystals are within about ±50 ppm of each other; more is a fault.
+    max_drift_ppm: float = 100.0
+
+
+@dataclass(frozen=True)
+class LinkSyncStatus:
+    """One end's view of its station's clock on one link (times in µs; None until estimated)."""
+
+    link: str
+    station: NodeAddress
+    exchanges: int
+    offset_us: float | None = None
+    uncertainty_us: float | None = None
+    drift_ppm: float | None = None
+    delay_us: float | None = None
+    samples: int = 0
+    faults: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"station": self.station, "exchanges": self.exchanges, "offset_us": self.offset_us,
+                "uncertainty_us": self.uncertainty_us, "drift_ppm": self.drift_ppm,
+                "delay_us": self.delay_us, "samples": self.samples, "faults": list(self.faults)}
+
+
+class _EndClient(ClockSyncClient):
+    """A client that asks only once the station has spoken on the herald link (see the module
+    docstring: before that the end's ROUTER may have no route to it)."""
+
+    def request(self) -> None:
+        if self.endpoint.window(self.station).highest == 0:
+            return
+        super().request()
+
+
+class _CountingResponder(ClockSyncResponder):
+    def __init__(self, endpoint, clock) -> None:
+        super().__init__(endpoint, clock)
+        self.answered = 0
+
+    def _on_request(self, peer: NodeAddress, frame: Frame) -> None:
+        self.answered += 1
+        super()._on_request(peer, frame)
+
+
+class HeraldClockSync:
+    """The clock sync of one node over its herald links (module docstring)."""
+
+    def __init__(self, node: NodeAddress, loop: EventLoop,
+                 settings: HeraldSyncSettings = HeraldSyncSettings(), *,
+                 clock: Clock | None = None) -> None:
+        self.node = node
+        self.loop = loop
+        self.settings = settings
+        #: The clock this node stamps exchanges with (default: its loop's).
+        self.clock = clock if clock is not None else loop.clock
+        self.clients: dict[str, _EndClient] = {}
+        self.responders: dict[str, _CountingResponder] = {}
+        self._hellos: dict[str, tuple[Any, tuple[NodeAddress, ...]]] = {}
+        self.started = False
+
+    def add_end(self, link: str, endpoint: Any, station: NodeAddress) -> None:
+        """This node ends ``link``; ``endpoint`` is its herald endpoint, ``station`` the BSA."""
+        s = self.settings
+        estimator = TwoWayEstimator(block=s.block, window=s.window,
+                                    tolerance=SyncTolerance(s.max_step_ps, s.max_drift_ppm))
+        self.clients[link] = _EndClient(self.loop, endpoint, station, self.clock,
+                                        interval_ps=s.interval_ps, estimator=estimator)
+
+    def add_station(self, link: str, endpoint: Any, ends: tuple[NodeAddress, ...]) -> None:
+        """This node is the station of ``link``; it answers ``ends`` on ``endpoint``."""
+        self.responders[link] = _CountingResponder(endpoint, self.clock)
+        self._hellos[link] = (endpoint, tuple(ends))
+
+    def start(self) -> None:
+        now = self.clock.now_ps()
+        for endpoint, ends in self._hellos.values():
+            for end in ends:
+                endpoint.send(end, FrameType.SYNC_REPLY, 0, timestamp_ps=now, aux_ps=now)
+        for client in self.clients.values():
+            client.start()
+        self.started = True
+
+    def stop(self) -> None:
+        for client in self.clients.values():
+            client.stop()
+        self.started = False
+
+    # -- what it knows ------------------------------------------------------------------------------
+    def status(self) -> dict[str, LinkSyncStatus]:
+        """Per link this node ends: the latest estimate of the station's clock."""
+        out: dict[str, LinkSyncStatus] = {}
+        for link, c in self.clients.items():
+            faults = [str(f) for f in c.faults[-5:]]
+            if not c.estimator.ready:
+                out[link] = LinkSyncStatus(link, c.station, c.exchanges, samples=c.estimator.samples,
+                                           faults=faults)
+                continue
+            e = c.estimate()
+            out[link] = LinkSyncStatus(link, c.station, c.exchanges, e.offset_ps / US,
+                                       e.uncertainty_ps / US, e.drift_ppm, e.delay_ps / US,
+                                       e.samples, faults)
+        return out
+
+    def faults(self) -> list[ClockFault]:
+        return [f for c in self.clients.values() for f in c.faults]
+
+    def answered(self) -> dict[str, int]:
+        """Per link this node is the station of: sync requests answered."""
+        return {link: r.answered for link, r in self.responders.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"links": {link: st.to_dict() for link, st in self.status().items()},
+                "answered": self.answered()}
+
+
+def sync_lines(sync: HeraldClockSync) -> list[str]:
+    """The status lines of a node's clock sync, for people."""
+    lines = []
+    for link, st in sync.status().items():
+        if st.offset_us is None:
+            lines.append(f"  clock sync {link} to {st.station}: {st.exchanges} exchanges, "
+                         f"no estimate yet")
+            continue
+        lines.append(f"  clock sync {link} to {st.station}: offset {st.offset_us:+.3f} us "
+                     f"+- {st.uncertainty_us:.3f} us, drift {st.drift_ppm:+.3f} ppm, one-way "
+                     f"{st.delay_us:.1f} us, {st.samples} samples of {st.exchanges} exchanges"
+                     + (f", {len(st.faults)} clock fault(s)" if st.faults else ""))
+    for link, n in sync.answered().items():
+        lines.append(f"  clock sync {link}: answered {n} requests as the station")
+    return lines
+
+
+def clock_sync_of(lab: Any) -> HeraldClockSync | None:
+    """The clock sync of a :class:`~qnode_fw.testbed.lab.LabNode` (its experiment role's herald
+    links), or None when it runs none."""
+    links = getattr(getattr(lab, "role", None), "links", None)
+    return getattr(links, "sync", None)
+
+
+__all__ = ["HeraldClockSync", "HeraldSyncSettings", "LinkSyncStatus", "clock_sync_of",
+           "sync_lines"]
