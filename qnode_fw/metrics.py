@@ -1,7 +1,9 @@
-"""Prometheus metrics of a running testbed (``qnode testbed ... --metrics-port PORT``).
+"""Prometheus metrics of a running testbed (``qnode testbed ... --metrics-port PORT``) or of one
+node process (``qnode run ... --metrics-port PORT``; ``qnode testbed --processes --metrics-port
+BASE`` gives the i-th node of the testbed BASE + i).
 
-RFC 9340 asks that a quantum network be easy to monitor. Every node of the testbed exports, with
-``node`` (and ``link``, ``qnic``, ``instrument`` ...) labels:
+RFC 9340 asks that a quantum network be easy to monitor. Every node exports, with ``node`` (and
+``link``, ``qnic``, ``instrument`` ...) labels:
 
 =========================================  ==========================================================
 ``qnode_link_attempts_total``              attempts an end made on a link (counter)
@@ -18,12 +20,24 @@ RFC 9340 asks that a quantum network be easy to monitor. Every node of the testb
 ``qnode_ruleset_events_total``             executor counters (firings, delivered, freed, ...)
 ``qnode_instrument_up``                    1 while the instrument is open and answers
 ``qnode_control_peer_up``                  1 while the control link hears the peer
-``qnode_sim_time_seconds``                 simulated time of the testbed
+``qnode_sim_time_seconds``                 the loop's clock: simulated time of the testbed, or the
+                                           (testbed) wall clock in a node process
 ``qnode_loop_events_total``                discrete events the loop processed
+``qnode_clock_sync_offset_seconds``        station clock minus node clock, per link end (node process)
+``qnode_clock_sync_uncertainty_seconds``   its stated uncertainty (3 sigma + asymmetry bound)
+``qnode_clock_sync_drift_ppm``             station clock's rate against the node's
+``qnode_clock_sync_delay_seconds``         one-way herald-link delay the sync measured
+``qnode_clock_sync_exchanges_total``       sync exchanges completed
+``qnode_clock_faults_total``               clock jumps and drifts beyond tolerance the sync saw
 =========================================  ==========================================================
 
-The exporter is refreshed between the runner's slices, from the loop's thread (the HTTP server
-runs in its own thread and only reads the registry, which prometheus-client makes thread-safe).
+In a node process a link's counters are this node's share: attempts and pairs at an end, heralds
+at a station; ``qnode_link_success_probability`` needs both ends' attempts and is only exported
+where one process sees both (``qnode testbed`` on the virtual clock).
+
+The exporter is refreshed between the runner's slices (or on the node's status tick), from the
+loop's thread (the HTTP server runs in its own thread and only reads the registry, which
+prometheus-client makes thread-safe).
 """
 
 from __future__ import annotations
@@ -73,8 +87,21 @@ class TestbedMetrics:
         self.peer_up = Gauge("qnode_control_peer_up", "Control link hears the peer", ["node", "peer"], registry=r)
         self.sim_time = Gauge("qnode_sim_time_seconds", "Simulated time of the testbed", registry=r)
         self.loop_events = Counter("qnode_loop_events", "Discrete events the loop processed", registry=r)
+        sync = ["node", "link", "station"]
+        self.sync_offset = Gauge("qnode_clock_sync_offset_seconds", "Station clock minus node clock",
+                                 sync, registry=r)
+        self.sync_uncertainty = Gauge("qnode_clock_sync_uncertainty_seconds",
+                                      "Stated uncertainty of the clock offset", sync, registry=r)
+        self.sync_drift = Gauge("qnode_clock_sync_drift_ppm", "Station clock rate against the node's",
+                                sync, registry=r)
+        self.sync_delay = Gauge("qnode_clock_sync_delay_seconds", "One-way herald-link delay", sync,
+                                registry=r)
+        self.sync_exchanges = Counter("qnode_clock_sync_exchanges", "Clock-sync exchanges completed",
+                                      sync, registry=r)
+        self.clock_faults = Counter("qnode_clock_faults", "Clock jumps and drifts beyond tolerance",
+                                    ["node", "link", "kind"], registry=r)
         self._seen: dict[tuple, float] = {}
-        self._latency_seen: dict[str, int] = {}
+        self._latency_seen: dict[tuple[str, str], int] = {}
         self._delivered_seen: dict[str, int] = {}
         self._last_t: int | None = None
         self.server = None
@@ -92,63 +119,117 @@ class TestbedMetrics:
             self._seen[key] = total
         return max(delta, 0.0)
 
-    def update(self, testbed, experiment=None) -> None:
-        now = testbed.now_ps()
+    def _tick(self, now: int, events: int) -> float | None:
+        """Clock and event count; returns the seconds since the last refresh (None the first time)."""
         dt_s = (now - self._last_t) / S if self._last_t is not None and now > self._last_t else None
         self._last_t = now
         self.sim_time.set(now / S)
-        self._bump(self.loop_events, (), testbed.loop.events_processed)
+        self._bump(self.loop_events, (), events)
+        return dt_s
+
+    def _node(self, address: str, node) -> None:
+        """One node's instruments, control peers, RuleSets, QNICs and delivered fidelity."""
+        for name, inst in node.instruments.items():
+            kind = node.config.instrument(name).kind.value
+            self.instrument_up.labels(address, name, kind).set(1.0 if _answers(inst) else 0.0)
+        for peer, status in node.control.status().items():
+            self.peer_up.labels(address, peer).set(1.0 if status.up else 0.0)
+        ex = node.executor
+        if ex is None:
+            return
+        for counter, total in ex.stats.items():
+            self._bump(self.executor_events, (address, counter), total)
+        held = ex.held_qubits()
+        for q in node.config.qnics:
+            self.qubits.labels(address, str(q.address)).set(q.qubits)
+            self.occupied.labels(address, str(q.address), "rulesets").set(
+                sum(1 for x in held if x.qnic == q.address))
+        for rs_id, inst in ex.installed.items():
+            tally = _Tally(p.stage for p in inst.pairs.values())
+            for si, stage in enumerate(inst.rs.stages):
+                self.stage_pairs.labels(address, rs_id, stage.name).set(tally.get(si, 0))
+        delivered = [d for d in node.delivered[self._delivered_seen.get(address, 0):]
+                     if hasattr(d, "fidelity_estimate")]
+        self._delivered_seen[address] = len(node.delivered)
+        if delivered:
+            self.fidelity_estimate.labels(address).set(
+                sum(d.fidelity_estimate for d in delivered) / len(delivered))
+
+    def _link_end(self, node: str, link: str, attempts: int, pairs: int, latencies_ps: list[int],
+                  dt_s: float | None) -> None:
+        d_att = self._bump(self.attempts, (node, link), attempts)
+        d_pair = self._bump(self.pairs, (node, link), pairs)
+        if dt_s:
+            self.attempt_rate.labels(node, link).set(d_att / dt_s)
+            self.pair_rate.labels(node, link).set(d_pair / dt_s)
+        seen = self._latency_seen.get((node, link), 0)
+        for lat in latencies_ps[seen:]:
+            self.latency.labels(link).observe(lat / S)
+        self._latency_seen[(node, link)] = len(latencies_ps)
+
+    def _station(self, station: str, link: str, heralds: int, dt_s: float | None) -> None:
+        delta = self._bump(self.heralds, (station, link), heralds)
+        if dt_s:
+            self.herald_rate.labels(station, link).set(delta / dt_s)
+
+    def update(self, testbed, experiment=None) -> None:
+        """Every node of a testbed running in this process (``qnode testbed``)."""
+        dt_s = self._tick(testbed.now_ps(), testbed.loop.events_processed)
         figures: dict[str, Any] = experiment.metrics() if experiment is not None else {}
         for address, node in testbed.nodes.items():
-            for name, inst in node.instruments.items():
-                kind = node.config.instrument(name).kind.value
-                self.instrument_up.labels(address, name, kind).set(1.0 if _answers(inst) else 0.0)
-            for peer, status in node.control.status().items():
-                self.peer_up.labels(address, peer).set(1.0 if status.up else 0.0)
-            ex = node.executor
-            if ex is None:
-                continue
-            for counter, total in ex.stats.items():
-                self._bump(self.executor_events, (address, counter), total)
-            held = ex.held_qubits()
-            for q in node.config.qnics:
-                self.qubits.labels(address, str(q.address)).set(q.qubits)
-                self.occupied.labels(address, str(q.address), "rulesets").set(
-                    sum(1 for x in held if x.qnic == q.address))
-            for rs_id, inst in ex.installed.items():
-                tally = _Tally(p.stage for p in inst.pairs.values())
-                for si, stage in enumerate(inst.rs.stages):
-                    self.stage_pairs.labels(address, rs_id, stage.name).set(tally.get(si, 0))
-            delivered = [d for d in node.delivered[self._delivered_seen.get(address, 0):]
-                         if hasattr(d, "fidelity_estimate")]
-            self._delivered_seen[address] = len(node.delivered)
-            if delivered:
-                self.fidelity_estimate.labels(address).set(
-                    sum(d.fidelity_estimate for d in delivered) / len(delivered))
+            self._node(address, node)
         for (address, qnic), pool in figures.get("pools", {}).items():
             self.occupied.labels(address, str(qnic), "awaiting_herald").set(len(pool.pending))
         for name, run in figures.get("links", {}).items():
-            station_delta = self._bump(self.heralds, (run.station, name), run.heralds())
-            if dt_s:
-                self.herald_rate.labels(run.station, name).set(station_delta / dt_s)
+            self._station(run.station, name, run.heralds(), dt_s)
             joint = run.joint_attempts()
             if joint:
                 self.success.labels(name).set(run.heralds() / joint)
+            # Both ends' latencies are in one list here: observed once, under the first end.
+            first = True
             for node_name, end in run.ends.items():
-                d_att = self._bump(self.attempts, (node_name, name), len(end.attempts))
-                d_pair = self._bump(self.pairs, (node_name, name), run.pairs_ready.get(node_name, 0))
-                if dt_s:
-                    self.attempt_rate.labels(node_name, name).set(d_att / dt_s)
-                    self.pair_rate.labels(node_name, name).set(d_pair / dt_s)
-            seen = self._latency_seen.get(name, 0)
-            for lat in run.herald_latency_ps[seen:]:
-                self.latency.labels(name).observe(lat / S)
-            self._latency_seen[name] = len(run.herald_latency_ps)
+                self._link_end(node_name, name, len(end.attempts), run.pairs_ready.get(node_name, 0),
+                               run.herald_latency_ps if first else [], dt_s)
+                first = False
         if "e2e_pairs" in figures:
             self.e2e_pairs.set(figures["e2e_pairs"])
         exact = figures.get("fidelity_exact")
         if exact:
             self.fidelity_exact.labels(figures.get("connection", "e2e")).set(sum(exact) / len(exact))
+
+    def update_node_process(self, lab) -> None:
+        """One node in its own process (``qnode run``: a :class:`~qnode_fw.testbed.lab.LabNode`):
+        the node, its share of the herald links and their clock sync."""
+        from .testbed.herald_sync import clock_sync_of
+
+        address = lab.node.address
+        dt_s = self._tick(lab.loop.now_ps(), lab.loop.events_processed)
+        self._node(address, lab.node)
+        links = getattr(lab.role, "links", None)
+        if links is not None:
+            for name, end in links.ends.items():
+                self._link_end(address, name, len(end.runtime.attempts), end.pairs_ready,
+                               end.herald_latency_ps, dt_s)
+            for name, st in links.stations.items():
+                self._station(address, name, st.heralds(), dt_s)
+            for qnic, pool in links.pools.items():
+                self.occupied.labels(address, str(qnic), "awaiting_herald").set(len(pool.pending))
+        sync = clock_sync_of(lab)
+        if sync is not None:
+            self._clock_sync(address, sync)
+
+    def _clock_sync(self, address: str, sync) -> None:
+        for link, st in sync.status().items():
+            labels = (address, link, st.station)
+            self._bump(self.sync_exchanges, labels, st.exchanges)
+            if st.offset_us is not None:
+                self.sync_offset.labels(*labels).set(st.offset_us * 1e-6)
+                self.sync_uncertainty.labels(*labels).set(st.uncertainty_us * 1e-6)
+                self.sync_drift.labels(*labels).set(st.drift_ppm)
+                self.sync_delay.labels(*labels).set(st.delay_us * 1e-6)
+        kinds = _Tally((f.kind, link) for link, c in sync.clients.items() for f in c.faults)
+        for (kind, link), n in kinds.items():
+            self._bump(self.clock_faults, (address, link, kind), n)
 
     def close(self) -> None:
         if self.server is not None:

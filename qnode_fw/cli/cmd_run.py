@@ -16,7 +16,14 @@ with ``--out DIR``, writes the node's run record to ``DIR/nodes/<address>/`` (fl
 status tick). The node's figures are in the ``experiment`` field of ``--json``. ``--fault
 drop=0.05,...`` injects this node's share of message faults over the experiment's ``faults:``
 (docs/faults.md); a failed instrument stops the node (exit 1) or not, as the experiment's
-``on_instrument_failure`` says.
+``on_instrument_failure`` says. The node's herald links run clock sync with each link's station
+(:mod:`qnode_fw.testbed.herald_sync`): offset and uncertainty are in the status lines and in
+``clock_sync`` of ``--json``.
+
+``--metrics-port PORT`` serves the node's Prometheus metrics on ``--metrics-addr`` (default
+127.0.0.1) while it runs (:mod:`qnode_fw.metrics`), refreshed every status tick (every second
+without ``--status-every``). With ``--json`` every status tick also prints one line ``status
+{...}`` (the node's status as JSON), which ``qnode testbed --processes`` reads for its live view.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 
 from qnode_fw.config import load_testbed
 from qnode_fw.control import LinkSettings
-from qnode_fw.testbed.lab import LabNode, node_address_of
+from qnode_fw.testbed.lab import STATUS_PREFIX, LabNode, node_address_of
 from qnode_fw.testbed.render import status_lines
 
 
@@ -51,7 +58,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="write the node's run record under DIR/nodes/<address>")
     p.add_argument("--fault", metavar="KEY=VALUE,...",
                    help="with --experiment: message faults over the experiment's faults:")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve the node's Prometheus metrics on PORT while it runs")
+    p.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                   help="address the metrics server binds (default 127.0.0.1; 0.0.0.0 for a "
+                        "Prometheus on another host)")
     p.set_defaults(func=handle)
+
+
+def status_dict(lab) -> dict:
+    """The node's status with its clock sync and its experiment role's, as ``--json`` prints it."""
+    from qnode_fw.testbed.herald_sync import clock_sync_of
+
+    st = (lab.final_status or lab.node.status()).to_dict()
+    sync = clock_sync_of(lab)
+    st["clock_sync"] = sync.to_dict() if sync is not None else None
+    st["events"] = lab.loop.events_processed
+    if lab.role is not None:
+        st["role_status"] = lab.role.status()
+    return st
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -80,24 +105,42 @@ def handle(args: argparse.Namespace) -> int:
             record.write_summary({"status": "running", "node": address})
         role = lambda lab_node: node_role(lab_node, experiment, record, args.fault)   # noqa: E731
 
+    metrics = None
+    if args.metrics_port is not None:
+        from qnode_fw.metrics import TestbedMetrics
+
+        metrics = TestbedMetrics(args.metrics_port, addr=args.metrics_addr)
+
     def tick(node) -> None:
-        for line in status_lines({node.address: node.status()}):
-            print(line, flush=True)
+        if args.status_every:
+            from qnode_fw.testbed.herald_sync import clock_sync_of, sync_lines
+
+            lines = status_lines({node.address: node.status()})
+            sync = clock_sync_of(lab)
+            if sync is not None:
+                lines += sync_lines(sync)
+            if args.json:
+                lines.append(STATUS_PREFIX + json.dumps(status_dict(lab)))
+            print("\n".join(lines), flush=True)
         if lab.role is not None and hasattr(lab.role, "flush"):
             lab.role.flush()
+        if metrics is not None:
+            metrics.update_node_process(lab)
 
+    every = args.status_every or (1.0 if metrics is not None else None)
     try:
-        lab.run(args.duration, args.status_every, tick if args.status_every else None,
+        lab.run(args.duration, every, tick if every else None,
                 stop_on_peer_down=args.stop_on_peer_down, role=role)
     finally:
+        if metrics is not None:
+            metrics.close()
         if record is not None:
             record.write_summary({"status": "stopped", "node": address,
-                                  "shutdown": lab.shutdown_reason, **(lab.role_result or {})})
+                                  "shutdown": lab.shutdown_reason, **(lab.role_result or {}),
+                                  "clock_sync": status_dict(lab)["clock_sync"]})
             record.close(export_ptu=False)
-    status = lab.final_status or lab.node.status()
     if args.json:
-        print(json.dumps({**status.to_dict(), "shutdown": lab.shutdown_reason,
-                          "events": lab.loop.events_processed,
+        print(json.dumps({**status_dict(lab), "shutdown": lab.shutdown_reason,
                           **({"experiment": lab.role_result} if role is not None else {})}))
     else:
         print(f"node {address} stopped ({lab.shutdown_reason})")

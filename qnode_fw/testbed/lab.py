@@ -36,6 +36,11 @@ from ..units import S
 
 log = logging.getLogger(__name__)
 
+#: Prefix of the status lines ``qnode run --json`` prints at every status tick, the node's status
+#: as JSON after it (a line starting with "{" is the final status: the processes runner takes the
+#: last such line, and reads these for its live view).
+STATUS_PREFIX = "status "
+
 
 class LabNode:
     """A :class:`~qnode_fw.node.Node` in its own process on the wall clock."""

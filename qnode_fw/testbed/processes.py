@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from ..config.testbed import LoadedTestbed
 from ..errors import ConfigError, QnodeError
 from ..logs import event
 from ..records import RunRecord
+from .lab import STATUS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ class _Process:
         self._stderr = open(self.stderr_path, "wb")
         self._stdout = None if stdout_pipe else open(self.stdout_path, "wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._status_at = 0                 # bytes of stdout already scanned for status lines
+        self._status: dict[str, Any] | None = None
         self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE if stdout_pipe else self._stdout,
                                       stderr=self._stderr, stdin=subprocess.DEVNULL, env=env)
         self.started_ns = time.monotonic_ns()
@@ -161,6 +165,25 @@ class _Process:
     def stderr_tail(self, lines: int = 5) -> str:
         text = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
         return "\n".join(text.strip().splitlines()[-lines:])
+
+    def latest_status(self) -> dict[str, Any] | None:
+        """The last ``status {...}`` line a ``qnode run --json`` process printed (read on from
+        where the previous call stopped)."""
+        if not self.stdout_path.exists():
+            return self._status
+        with open(self.stdout_path, "rb") as f:
+            f.seek(self._status_at)
+            chunk = f.read()
+        complete = chunk.rfind(b"\n") + 1          # a line still being written waits
+        self._status_at += complete
+        for line in reversed(chunk[:complete].decode(errors="replace").splitlines()):
+            if line.startswith(STATUS_PREFIX):
+                try:
+                    self._status = json.loads(line[len(STATUS_PREFIX):])
+                except ValueError:
+                    continue
+                break
+        return self._status
 
     def close(self) -> None:
         for f in (self._stdout, self._stderr):
@@ -305,7 +328,12 @@ class ProcessesTestbed:
         except (ValueError, KeyError, TypeError):
             self.stop()
             raise QnodeError(f"the World server did not start: {line.strip() or self.world.stderr_tail()}") from None
-        self._event("process.started", node="world", pid=self.world.pid, endpoint=self.world_endpoint)
+        # The nodes' records are stamped in testbed time (the World's epoch on CLOCK_MONOTONIC),
+        # this record from the runner's start: the offset puts both on one axis (qnode report).
+        epoch_ns = ready.get("epoch_ns")
+        offset = None if epoch_ns is None else (self._t0 - int(epoch_ns)) * 1000
+        self._event("process.started", node="world", pid=self.world.pid, endpoint=self.world_endpoint,
+                    testbed_offset_ps=offset)
 
     @staticmethod
     def _read_line(proc: _Process, timeout_s: float) -> str:
@@ -350,13 +378,31 @@ class ProcessesTestbed:
         if sig == signal.SIGKILL:
             self.nodes[address].wait(5.0)
 
-    def run_for(self, duration_s: float) -> None:
-        """Let the testbed run; return early when a node process ends on its own."""
-        end = time.monotonic() + duration_s
+    def run_for(self, duration_s: float, on_tick: Callable[[float], None] | None = None) -> None:
+        """Let the testbed run; return early when a node process ends on its own.
+        ``on_tick(elapsed_s)`` is called every quarter second (the live view)."""
+        start = time.monotonic()
+        end, next_tick = start + duration_s, start
         while time.monotonic() < end:
             if len(self.alive()) < len(self.nodes):
                 return
+            if on_tick is not None and time.monotonic() >= next_tick:
+                on_tick(time.monotonic() - start)
+                next_tick += 0.25
             time.sleep(0.05)
+
+    def node_statuses(self) -> dict[str, dict[str, Any] | None]:
+        """Each node's latest status line (None before its first)."""
+        return {a: p.latest_status() for a, p in self.nodes.items()}
+
+    def process_states(self) -> dict[str, str]:
+        """Each node process in words: running, exited N, killed by SIGNAL."""
+        states = {}
+        for address, proc in self.nodes.items():
+            code = proc.poll()
+            states[address] = ("running" if code is None else
+                               f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited {code}")
+        return states
 
     def stop(self) -> ProcessesResult:
         """Stop every node (SIGTERM at once), then the World server; collect what they said.
@@ -496,20 +542,34 @@ def run_processes_command(args: Any) -> int:
     from .render import status_lines, topology_lines
 
     loaded = load_testbed(args.testbed)
+    base_port = getattr(args, "metrics_port", None)
+    node_args = metrics_node_args(loaded.config.addresses, base_port) if base_port is not None else None
     tb = ProcessesTestbed(loaded, out_dir=args.out, seed=args.seed, experiment=args.experiment,
-                          netns=getattr(args, "netns", False), fault=getattr(args, "fault", None))
+                          netns=getattr(args, "netns", False), fault=getattr(args, "fault", None),
+                          node_args=node_args)
     duration = args.duration
     if duration is None:
         duration = tb.experiment.config.duration_s if tb.experiment is not None else 1.0
     if not args.json:
         print("\n".join(topology_lines(loaded.config)), flush=True)
         print(f"starting the World server and {len(loaded.config.nodes)} node processes ...", flush=True)
+        if node_args:
+            print("metrics: " + ", ".join(f"{a} on 127.0.0.1:{v[1]}" for a, v in node_args.items()),
+                  flush=True)
     try:
         tb.start()
     except BaseException:
         tb.stop()
         raise
-    tb.run_for(duration)
+    if sys.stdout.isatty() and not args.json:
+        from ..experiments.live import LiveView, node_process_rows
+
+        title = tb.experiment.config.name if tb.experiment is not None else loaded.config.name
+        with LiveView(f"{title}: {len(tb.nodes)} node processes") as live:
+            tb.run_for(duration, on_tick=lambda elapsed: live.update(
+                elapsed / duration, elapsed, node_process_rows(tb.node_statuses(), tb.process_states())))
+    else:
+        tb.run_for(duration)
     result = tb.stop()
     if tb.experiment is not None:
         from ..experiments import SUMMARY_FIELDS
@@ -522,7 +582,7 @@ def run_processes_command(args: Any) -> int:
             from ..experiments.summary_text import summary_lines
 
             print("\n".join(summary_lines({**summary, "kind": tb.experiment.config.kind,
-                                           "details": result.details})))
+                                           "mode": "processes", "details": result.details})))
             if summary.get("faults"):
                 from ..cli.cmd_testbed import fault_lines
 
@@ -551,6 +611,12 @@ def run_processes_command(args: Any) -> int:
             print(f"  {failure}")
         print("every node ran and stopped cleanly" if ok else "some nodes failed")
     return 0 if ok else 1
+
+
+def metrics_node_args(addresses: list[str], base_port: int) -> dict[str, list[str]]:
+    """``qnode testbed --processes --metrics-port BASE``: the i-th node of the testbed serves its
+    metrics on BASE + i (``qnode run --metrics-port``)."""
+    return {a: ["--metrics-port", str(base_port + i)] for i, a in enumerate(addresses)}
 
 
 def _check_fault_plan(experiment: Any, fault: str | None, addresses: list[str]):
