@@ -11,6 +11,13 @@ Each plot is made only when the record holds its data:
 * ``temperature_scan.png`` – coincidences per crystal temperature with the fitted sinc² curve;
 * ``detector_delays.png`` – each BSA detector's click offset from the attempt marker;
 * ``timeline.png`` – every node's events on one time axis.
+
+A processes-mode run (``qnode testbed --processes``: node records under ``nodes/<address>/``,
+stamped in testbed time, the wall clock of one host) gets its own ``fidelity_rate.png`` (pairs
+matched by name from the two ends' ``halves``, the tomography estimate growing with the sacrificed
+pairs; no exact fidelity: the processes cannot look at both halves at once), ``link_pairs.png``
+(heralded pairs bound at each end of each link per second, from the nodes' ``link.pair`` events)
+and a ``timeline.png`` of every node's events with the runner's process events on the same axis.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ _DPI = 110
 def write_plots(data: RunData, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for maker in (_coincidence_histogram, _chsh, _fidelity_rate, _temperature_scan,
-                  _detector_delays, _timeline):
+    makers = (_coincidence_histogram, _chsh, _fidelity_rate, _temperature_scan, _detector_delays,
+              _timeline)
+    if _is_processes_run(data):
+        makers = (_processes_fidelity_rate, _processes_link_pairs, _processes_timeline)
+    for maker in makers:
         path = maker(data, out_dir)
         if path is not None:
             written.append(path)
@@ -238,6 +248,159 @@ def _timeline(data: RunData, out: Path) -> Path | None:
     ax.set_title("Events per node")
     handles, labels = ax.get_legend_handles_labels()
     seen = {}
+    for h, lab in zip(handles, labels):
+        seen.setdefault(lab, h)
+    ax.legend(seen.values(), seen.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, out / "timeline.png")
+
+
+# -- processes mode ----------------------------------------------------------------------------------
+def _is_processes_run(data: RunData) -> bool:
+    return bool(data.nodes) and (data.config.get("run") or {}).get("mode") == "processes"
+
+
+def _chain_ends(data: RunData) -> tuple[str, str] | None:
+    params = ((data.config.get("experiment") or {}).get("params")) or {}
+    ends = params.get("initiator"), params.get("responder")
+    return ends if all(ends) else None   # type: ignore[return-value]
+
+
+def _request_ps(data: RunData, initiator: str) -> int | None:
+    node = data.nodes.get(initiator)
+    requested = node.events_of("chain.requested") if node is not None else []
+    return int(requested[0]["t_ps"]) if requested else None
+
+
+def _processes_fidelity_rate(data: RunData, out: Path) -> Path | None:
+    """End-to-end pairs per second and the tomography estimate as sacrificed pairs accumulate."""
+    from ..experiments import analysis as an
+    from ..bell import BellState
+
+    ends = _chain_ends(data)
+    if ends is None:
+        return None
+    halves = [data.nodes[n].arrays.get("halves") if n in data.nodes else None for n in ends]
+    if any(h is None or h.size == 0 for h in halves):
+        return None
+    a, c = halves
+    by_name = {(str(r["origin"]), int(r["name_ps"])): r for r in c}
+    rows = []
+    for r in a:
+        other = by_name.get((str(r["origin"]), int(r["name_ps"])))
+        if other is not None:
+            rows.append((max(int(r["t_ps"]), int(other["t_ps"])), str(r["basis"]), int(r["outcome"]),
+                         str(other["basis"]), int(other["outcome"])))
+    if len(rows) < 2:
+        return None
+    rows.sort()
+    zero = _request_ps(data, ends[0])
+    zero = rows[0][0] if zero is None else zero
+    t_s = np.array([(r[0] - zero) / 1e12 for r in rows])
+    span = max(t_s.max() - t_s.min(), 1e-6)
+    nbins = int(min(20, max(4, len(rows) // 5)))
+    edges = np.linspace(t_s.min(), t_s.max() + span * 1e-9, nbins + 1)
+    idx = np.clip(np.digitize(t_s, edges) - 1, 0, nbins - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    counts = np.bincount(idx, minlength=nbins)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    ax1.bar(centres, counts / (edges[1] - edges[0]), width=edges[1] - edges[0], color="tab:green", alpha=0.8)
+    summary = data.summary or {}
+    if summary.get("rate_hz") is not None:
+        ax1.axhline(summary["rate_hz"], color="black", ls="--", lw=1,
+                    label=f"mean {summary['rate_hz']:.1f} /s (since the connection was set up)")
+        ax1.legend(loc="lower right", fontsize=8)
+    ax1.set_ylabel("end-to-end pairs / s")
+    ax1.set_title(f"End-to-end pairs {ends[0]}–{ends[1]} over time ({len(rows)} delivered at both ends)")
+    # Tomography over the pairs so far: both ends measured the same basis (the name decides it).
+    tally = {b: np.zeros((2, 2), np.int64) for b in "XYZ"}
+    at, est, err = [], [], []
+    for k in range(nbins):
+        for _t, ba, oa, bc, oc in (r for r, i in zip(rows, idx) if i == k):
+            if ba and ba == bc and oa >= 0 and oc >= 0:
+                tally[ba][oa, oc] += 1
+        if all(t.sum() for t in tally.values()):
+            f = an.bell_fidelity({b: an.correlator(t) for b, t in tally.items()}, BellState.PHI_PLUS)
+            at.append(edges[k + 1])
+            est.append(f.value)
+            err.append(f.stderr)
+    if at:
+        ax2.errorbar(at, est, yerr=err, fmt="o-", color="tab:blue", ms=4, capsize=3,
+                     label="tomography of the sacrificed pairs so far (±1σ)")
+    if summary.get("fidelity") is not None:
+        fv, fe = summary["fidelity"], summary["fidelity_stderr"]
+        ax2.axhspan(fv - fe, fv + fe, color="tab:orange", alpha=0.3,
+                    label=f"whole run: {fv:.3f} ± {fe:.3f}")
+    ax2.axhline(0.5, color="gray", ls=":", lw=1, label="0.5: no entanglement certified below")
+    ax2.set_ylim(0.0, 1.05)
+    ax2.set_xlabel("testbed time since the pair request (s, wall clock)")
+    ax2.set_ylabel("fidelity to Φ+")
+    ax2.legend(loc="lower left", fontsize=8)
+    return _save(fig, out / "fidelity_rate.png")
+
+
+def _processes_link_pairs(data: RunData, out: Path) -> Path | None:
+    """Heralded pairs bound at each end of each link over time (cumulative), from the nodes'
+    link.pair events: both ends of a link bind the same heralds, so their curves should lie on
+    top of each other (the second end drawn thin over the first)."""
+    series: dict[tuple[str, str], list[int]] = {}
+    for address, node in data.nodes.items():
+        for e in node.events_of("link.pair"):
+            series.setdefault((str(e.get("link")), address), []).append(int(e["t_ps"]))
+    if not series:
+        return None
+    ends = _chain_ends(data)
+    zero = _request_ps(data, ends[0]) if ends else None
+    zero = min(min(v) for v in series.values()) if zero is None else zero
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    links = sorted({link for link, _ in series})
+    for (link, address), times in sorted(series.items()):
+        t = np.sort((np.array(times, float) - zero) / 1e12)
+        side = sorted(a for lk, a in series if lk == link).index(address)
+        span = t[-1] - t[0]
+        rate = f", {(t.size - 1) / span:.1f} /s" if t.size > 1 and span > 0 else ""
+        ax.step(t, np.arange(1, t.size + 1), where="post", color=colours[links.index(link) % 10],
+                lw=4.0 if side == 0 else 1.2, alpha=0.35 if side == 0 else 1.0,
+                label=f"link {link}, bound at {address}: {t.size} pairs{rate}")
+    ax.set_xlabel("testbed time since the pair request (s, wall clock)")
+    ax.set_ylabel("heralded pairs bound so far")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Heralded link pairs at each link end")
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, out / "link_pairs.png")
+
+
+def _processes_timeline(data: RunData, out: Path) -> Path | None:
+    """Every node's events (testbed time) and the runner's process events moved onto that axis."""
+    events = [e for node in data.nodes.values() for e in node.events if "node" in e]
+    world = data.events_of("process.started")
+    offset = next((e.get("testbed_offset_ps") for e in world if e.get("node") == "world"), None)
+    if offset is not None:
+        events += [{**e, "t_ps": e["t_ps"] + offset} for e in data.events
+                   if e.get("event", "").startswith("process.") and "node" in e]
+    if not events:
+        return None
+    ends = _chain_ends(data)
+    zero = _request_ps(data, ends[0]) if ends else None
+    zero = min(e["t_ps"] for e in events) if zero is None else zero
+    nodes = sorted({e["node"] for e in events})
+    kinds = sorted({e["event"] for e in events})
+    cmap = plt.cm.tab10 if len(kinds) <= 10 else plt.cm.tab20
+    colours = cmap(np.arange(len(kinds)) % cmap.N)
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.8 * len(nodes)))
+    spread = 0.7 / max(len(kinds), 1)          # each kind on its own sub-row of the node's row
+    for k, kind in enumerate(kinds):
+        for n, node in enumerate(nodes):
+            ts = [(e["t_ps"] - zero) / 1e12 for e in events if e["event"] == kind and e["node"] == node]
+            if ts:
+                ax.plot(ts, np.full(len(ts), n + (k - (len(kinds) - 1) / 2) * spread), "|", ms=7,
+                        color=colours[k], label=kind)
+    ax.set_yticks(range(len(nodes)), nodes)
+    ax.axvline(0, color="gray", ls=":", lw=1)
+    ax.set_xlabel("testbed time since the pair request (s, wall clock)")
+    ax.set_title("Events per node process (and the runner's process events)")
+    handles, labels = ax.get_legend_handles_labels()
+    seen: dict[str, object] = {}
     for h, lab in zip(handles, labels):
         seen.setdefault(lab, h)
     ax.legend(seen.values(), seen.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

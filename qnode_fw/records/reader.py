@@ -7,6 +7,10 @@ What a killed writer can leave behind, and how it is read:
 * temporary files (``.name.tmp-PID``) of a write that never finished: ignored;
 * no ``.ptu`` export (it is written when the run ends): :func:`export_missing_ptu` writes it
   from the tag chunks.
+
+A processes-mode run (``qnode testbed --processes``) holds the runner's record with one node
+record per node process under ``nodes/<address>/`` (a killed node's up to its last flush);
+:func:`load_run` reads them into ``RunData.nodes``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import yaml
 from ..errors import ConfigError
 from .writer import ARRAYS_DIR, CONFIG_FILE, EVENTS_FILE, SUMMARY_FILE, TAG_DTYPE, TAGS_DIR
 
+#: Where a processes-mode run keeps each node process's record.
+NODES_DIR = "nodes"
+
 
 @dataclass
 class RunData:
@@ -32,6 +39,8 @@ class RunData:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     tags: dict[str, np.ndarray] = field(default_factory=dict)   # file-name instrument -> TAG_DTYPE rows
     torn_lines: int = 0
+    #: Processes mode: each node process's own record, by node address.
+    nodes: dict[str, "RunData"] = field(default_factory=dict)
 
     def events_of(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == name]
@@ -93,14 +102,20 @@ def load_run(root: str | Path) -> RunData:
         for p in sorted(tags_dir.iterdir()):
             if p.is_dir():
                 data.tags[p.name] = read_chunks(p)
+    nodes_dir = root / NODES_DIR
+    if nodes_dir.is_dir():
+        for p in sorted(nodes_dir.iterdir()):
+            if (p / CONFIG_FILE).is_file():
+                data.nodes[p.name] = load_run(p)
     return data
 
 
 def export_missing_ptu(data: RunData) -> list[Path]:
-    """Write the PTU export of every tagger whose run ended before the export was written."""
+    """Write the PTU export of every tagger whose run ended before the export was written (node
+    records of a processes-mode run included: their processes never export)."""
     from timing.ptu import write_ptu_t2
 
-    written = []
+    written = [p for node in data.nodes.values() for p in export_missing_ptu(node)]
     for name, rows in data.tags.items():
         path = data.root / TAGS_DIR / f"{name}.ptu"
         if path.exists() or rows.size == 0:
