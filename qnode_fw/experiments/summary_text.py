@@ -17,9 +17,11 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
              + (f": {s['status']}" if s.get("status") not in (None, "complete") else "")]
     if s.get("status") == "failed":
         lines.append(f"  error: {s.get('error')}")
+    # Processes mode runs on the wall clock: its "simulated" time is wall time.
+    clock = "wall clock" if s.get("mode") == "processes" else "simulated"
     rows = [
         ("pairs delivered", s.get("pairs_delivered")),
-        ("rate", None if s.get("rate_hz") is None else f"{s['rate_hz']:.1f} /s (simulated)"),
+        ("rate", None if s.get("rate_hz") is None else f"{s['rate_hz']:.1f} /s ({clock})"),
         ("fidelity", _pm(s.get("fidelity"), s.get("fidelity_stderr"))),
         ("CHSH S", _pm(s.get("chsh_s"), s.get("chsh_s_stderr"))),
         ("wrong pairs", s.get("wrong_pairs")),
@@ -29,7 +31,8 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         if value is not None:
             lines.append(f"  {label:<16} {value}")
     if s.get("sim_time_s") is not None:
-        lines.append(f"  {'time':<16} {s['sim_time_s']:.4g} s simulated, {s.get('wall_time_s', 0):.1f} s wall, "
+        lines.append(f"  {'time':<16} {s['sim_time_s']:.4g} s {'run' if clock == 'wall clock' else 'simulated'}, "
+                     f"{s.get('wall_time_s', 0):.1f} s wall, "
                      f"{s.get('events', 0)} events")
     d = s.get("details") or {}
     exp = d.get("expected")
