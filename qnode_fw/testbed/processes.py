@@ -565,9 +565,13 @@ def run_processes_command(args: Any) -> int:
         from ..experiments.live import LiveView, node_process_rows
 
         title = tb.experiment.config.name if tb.experiment is not None else loaded.config.name
+        began = time.monotonic()
         with LiveView(f"{title}: {len(tb.nodes)} node processes") as live:
             tb.run_for(duration, on_tick=lambda elapsed: live.update(
                 elapsed / duration, elapsed, node_process_rows(tb.node_statuses(), tb.process_states())))
+            elapsed = time.monotonic() - began      # the last picture: where the run ended
+            live.update(elapsed / duration, elapsed, node_process_rows(tb.node_statuses(),
+                                                                       tb.process_states()))
     else:
         tb.run_for(duration)
     result = tb.stop()
