@@ -10,6 +10,13 @@ deliver them. The node decodes, checks and binds every
 herald to a PairReady on the same loop. Lateness = the loop's clock when the timer callback runs
 minus the time it was due. Baseline, same run: the same schedule with no station (idle loop).
 
+How the loop waits between timers (qnode_fw/loop.py): it sleeps on a timerfd until
+``timer_slack_ps`` before the next timer and spins only that last stretch. Each load also runs
+with a slack of 1 ms, longer than the 100 us period, which makes the loop spin all the time as
+every loop did before the timerfd: the same-run baseline of the CPU share and of the herald
+latency (station send -> node dispatch, both stamped on CLOCK_MONOTONIC), the figure a spinning
+loop hurts by competing with its own process's ZeroMQ I/O thread.
+
 Virtual clock: 10^6 timers across 3 nodes sharing one EventLoop on a VirtualClock, each node
 keeping 100 timers pending with seeded random delays (1 ns .. 1 us). Baseline, same run: a bare
 heapq scheduler (push/pop of (time, seq, callback) tuples) firing the same number of callbacks.
@@ -60,7 +67,8 @@ def station_main(slots: int, stride: int) -> None:
         due = min(slots - 1, int((time.perf_counter() - t0 - STATION_LAG_US * 1e-6) / period))
         while k <= due:
             if k % stride == 0:
-                ep.send("A", FrameType.HERALD, k, int((k * period) * 1e12), outcomes[k & 1])
+                ep.send("A", FrameType.HERALD, k, int((k * period) * 1e12), outcomes[k & 1],
+                        aux_ps=time.monotonic_ns() * 1000)   # sent at, for the latency
             k += 1
         time.sleep(HERALD_BATCH_MS / 1000)
     ep.close()
@@ -68,8 +76,10 @@ def station_main(slots: int, stride: int) -> None:
 
 
 # -- wall clock: node ----------------------------------------------------------------------------
-def _lateness(duration_s: float, herald_stride: int | None) -> tuple[np.ndarray, dict]:
-    """Lateness of every attempt timer (us); ``herald_stride`` None runs without a station."""
+def _lateness(duration_s: float, herald_stride: int | None,
+              timer_slack_ps: int | None = None) -> tuple[np.ndarray, dict]:
+    """Lateness of every attempt timer (us); ``herald_stride`` None runs without a station;
+    ``timer_slack_ps`` None is the loop's default."""
     import zmq
 
     from qnode_fw.addresses import QubitAddress
@@ -80,9 +90,10 @@ def _lateness(duration_s: float, herald_stride: int | None) -> tuple[np.ndarray,
     from timing.frames import FrameType, link_id_for
     from timing.herald_link import ZmqHeraldEndpoint
 
-    loop = EventLoop(WallClock())
+    loop = EventLoop(WallClock(), timer_slack_ps=timer_slack_ps)
     ctx = zmq.Context()
     station = None
+    herald_latency_ps: list[int] = []
     endpoint = None
     ready = [0]
     n_slots = int(duration_s * 1e6 / ATTEMPT_PERIOD_US)
@@ -93,6 +104,8 @@ def _lateness(duration_s: float, herald_stride: int | None) -> tuple[np.ndarray,
         address = station.stdout.readline().strip()  # type: ignore[union-attr]
         endpoint = ZmqHeraldEndpoint("A", LINK, connect={"bsa": address}, context=ctx)
         endpoint.attach(loop)
+        endpoint.subscribe(FrameType.HERALD, lambda peer, frame: herald_latency_ps.append(
+            time.monotonic_ns() * 1000 - frame.aux_ps))
     binder = PairBinder("A", LINK, link_id_for(LINK), "B", "bsa", loop.clock,
                         on_pair_ready=lambda ev: ready.__setitem__(0, ready[0] + 1),
                         expiry_ps=20 * MS, loop=loop)
@@ -136,7 +149,8 @@ def _lateness(duration_s: float, herald_stride: int | None) -> tuple[np.ndarray,
     stats = {"pairs_ready": ready[0], "slots": n_slots, "cpu_share": cpu / wall,
              "work_share": busy_ns[0] / 1e9 / wall,
              "preempted": preempted,
-             "heralds_received": endpoint.stats.received if endpoint is not None else 0}
+             "heralds_received": endpoint.stats.received if endpoint is not None else 0,
+             "herald_latency_us": np.asarray(herald_latency_ps, np.float64) / 1e6}
     if endpoint is not None:
         endpoint.close()
     if station is not None:
@@ -144,6 +158,12 @@ def _lateness(duration_s: float, herald_stride: int | None) -> tuple[np.ndarray,
     loop.close()
     ctx.term()
     return np.asarray(late_ps, dtype=np.float64) / 1e6, stats  # us
+
+
+def _slack_us() -> float:
+    from qnode_fw.loop import DEFAULT_TIMER_SLACK_PS
+
+    return DEFAULT_TIMER_SLACK_PS / 1e6
 
 
 # -- virtual clock ----------------------------------------------------------------------------------
@@ -205,6 +225,10 @@ def _heapq_timers(total: int, nodes: int = 3, pending: int = 100, seed: int = 1)
 LOADS = (("2k", 5), ("10k", 1))
 
 
+#: A timer slack longer than the attempt period: the loop never sleeps (the spinning baseline).
+SPIN_SLACK_PS = 1_000_000_000
+
+
 def run(quick: bool = False) -> list[Figure]:
     seconds = 1.0 if quick else 5.0
     idle, idle_st = _lateness(seconds, herald_stride=None)
@@ -212,6 +236,7 @@ def run(quick: bool = False) -> list[Figure]:
     figures = []
     for label, stride in LOADS:
         loaded, st = _lateness(seconds, herald_stride=stride)
+        spun, spin_st = _lateness(seconds, herald_stride=stride, timer_slack_ps=SPIN_SLACK_PS)
         herald_rate = st["heralds_received"] / seconds
         load = (f"{st['slots']} attempt timers every {ATTEMPT_PERIOD_US} us; "
                 f"{st['heralds_received']} heralds received ({herald_rate / 1000:.1f} k/s, 1 ms "
@@ -228,9 +253,22 @@ def run(quick: bool = False) -> list[Figure]:
         # The process's CPU time (the loop's thread and ZeroMQ's I/O thread) per wall second: a
         # loop that spins between timers shows a whole core here however little work it has.
         figures.append(Figure(f"wall_timer_cpu_share_heralds_{label}", round(100 * st["cpu_share"], 1), "%",
-                              "wall_timer_cpu_share_idle", round(100 * idle_st["cpu_share"], 1),
-                              f"process CPU seconds per wall second over the run; node work "
-                              f"{st['work_share']:.0%} of a core (idle {idle_st['work_share']:.0%})"))
+                              f"wall_timer_cpu_share_spinning_{label}", round(100 * spin_st["cpu_share"], 1),
+                              f"process CPU seconds per wall second over the run, timer slack "
+                              f"{_slack_us()} us; baseline: the same load with the loop spinning "
+                              f"(slack {SPIN_SLACK_PS // 1_000_000} us); node work {st['work_share']:.0%} "
+                              f"of a core (spinning {spin_st['work_share']:.0%}, idle run "
+                              f"{100 * idle_st['cpu_share']:.0f} % CPU)"))
+        for q in ("p50", "p99"):
+            pct = float(q[1:])
+            figures.append(Figure(
+                f"wall_herald_latency_{label}_{q}", round(float(np.percentile(st["herald_latency_us"], pct)), 1),
+                "us", f"wall_herald_latency_spinning_{label}_{q}",
+                round(float(np.percentile(spin_st["herald_latency_us"], pct)), 1),
+                f"station send -> dispatch on the node's loop over ZeroMQ loopback "
+                f"({st['heralds_received']} heralds) while the loop runs the 100 us schedule; "
+                f"baseline: the loop spinning; spinning run's timer lateness p99 "
+                f"{np.percentile(spun, 99):.0f} us"))
     total = 100_000 if quick else 1_000_000
     rate = _virtual_timers(total)
     base = _heapq_timers(total)
