@@ -41,8 +41,13 @@ def test_three_node_chain_exchanges_heartbeats_and_ordered_messages(wall_loop, c
     assert [g for g in got if g[2] == "cb"] == [("B", "C", "cb", i) for i in range(50)]
     assert a.stats.heartbeats_in > 0 and c.stats.heartbeats_in > 0
     c.stop()
-    run_for(wall_loop, 1000, until=lambda: b.status("C").reason == "peer stopped")
-    assert not b.is_up("C") and b.status("C").reason == "peer stopped"
+    # C's goodbye travels on its ROUTER, which drops a message silently when its route to B is
+    # being torn down (seen in ~1 of 3 runs on a loaded 2-core box); the goodbye is best effort
+    # and the heartbeat is what must not fail, so B marks C down either way.
+    run_for(wall_loop, 3000, until=lambda: not b.is_up("C"))
+    reason = b.status("C").reason
+    assert not b.is_up("C")
+    assert reason == "peer stopped" or reason.startswith("no heartbeat for "), reason
     a.stop(); b.stop()
 
 
