@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import zmq
 
 from ..addresses import NodeAddress
-from ..errors import ProtocolError
+from ..errors import ConfigError, ProtocolError
 from ..loop import EventLoop
 from .auth import CurveIdentity, _z85, zap_handler_running
 from .link import ControlLink, LinkSettings
@@ -74,7 +74,14 @@ class ZmqControlLink(ControlLink):
             router.curve_secretkey = self.identity.secret
             router.curve_publickey = self.identity.public
             router.zap_domain = self.zap_domain.encode()
-        router.bind(self.bind_endpoint)
+        try:
+            router.bind(self.bind_endpoint)
+        except zmq.ZMQError as exc:
+            router.close(0)
+            raise ConfigError(f"node {self.node} cannot bind its control endpoint "
+                              f"{self.bind_endpoint}: {exc.strerror}", field="control.endpoint",
+                              expected="a free host:port on this PC (is another node or "
+                                       "program using it?)") from None
         self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._router = router
         self.loop.add_reader(router, self._drain_router)

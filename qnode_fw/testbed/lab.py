@@ -145,7 +145,10 @@ class LabNode:
             if self.authenticator is not None:
                 self.authenticator.stop()
             self.loop.close()
-            self.context.term()
+            # destroy, not term: after a failed start (an endpoint that would not bind) some
+            # sockets were never closed, and term() would wait for them forever. Sockets the
+            # node closed itself have already had their linger to send the goodbyes.
+            self.context.destroy(linger=0)
             restore()
 
     def _peer_status(self, status: PeerStatus) -> None:

@@ -132,3 +132,20 @@ def test_a_node_not_in_the_testbed_is_a_config_error(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "node 'Z' is not part of testbed two" in run.stderr
+
+
+def test_a_control_endpoint_in_use_is_a_config_error_not_a_hang(tmp_path):
+    testbed = write_testbed(tmp_path)
+    subprocess.run(QNODE + ["keys", "generate", str(tmp_path / "keys"), "--testbed", str(testbed)],
+                   check=True, capture_output=True, timeout=60)
+    port = (tmp_path / "A.yaml").read_text().split("tcp://127.0.0.1:")[1].split('"')[0]
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", int(port)))
+    holder.listen()
+    try:
+        run = subprocess.run(QNODE + ["run", str(tmp_path / "A.yaml"), "--testbed", str(testbed)],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        holder.close()
+    assert run.returncode == 2, run.stderr
+    assert f"node A cannot bind its control endpoint tcp://127.0.0.1:{port}" in run.stderr
