@@ -32,7 +32,11 @@ Delivery per peer is reliable and in order (selective acks, retransmission every
 *down* with a stated reason when it said goodbye ("peer stopped"), when nothing was heard for
 ``missed_heartbeats`` heartbeat intervals ("no heartbeat for N ms"), when a message stayed
 unacknowledged through ``max_retransmits`` retransmissions, or when it restarted. It is *up*
-again as soon as anything valid arrives from it. Inbound messages are refused (counted in
+again as soon as anything valid arrives from it. The goodbye is best effort: it leaves through
+the node's DEALER to the peer when it has one (every testbed node connects to every peer), but a
+node that only reaches a peer through its own ROUTER (the peer connected to it, it did not connect
+back) can have the goodbye dropped as that socket closes (seen in about 1 of 4 runs); the peer
+then goes down on missed heartbeats instead, which is the guarantee. Inbound messages are refused (counted in
 ``stats.refused``, the :class:`~qnode_fw.errors.ProtocolError` kept in ``errors``) when they
 come from an unknown or unauthenticated peer, claim another sender, exceed
 ``max_message_bytes``, exceed the per-peer rate limit, or do not parse / carry another schema
