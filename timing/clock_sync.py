@@ -22,7 +22,8 @@ Faults the filter must not average over (:class:`SyncTolerance`): a filtered off
 prediction's uncertainty (once the line holds ``min_drift_samples``), is a clock
 *jump* (a step of either clock); the window restarts from that sample so the estimate follows the
 new offset at once instead of bending the line. A fitted drift beyond ``max_drift_ppm`` by more
-than three standard errors of the fit (once the window holds ``min_drift_samples``) is *drift
+than three standard errors of the fit, and by more than the delay over the fitted span (once the
+window holds ``min_drift_samples``) is *drift
 beyond tolerance*. The two margins keep a loaded host, whose event loops delay single exchanges
 by milliseconds, from reporting its queueing as clock faults. Both are reported as :class:`ClockFault` (logged, kept in
 ``ClockSyncClient.faults`` and passed to ``on_fault`` handlers), naming the node and station.
@@ -104,6 +105,7 @@ class SyncEstimate:
     uncertainty_ps: float  # 3 standard deviations plus half the uncalibrated asymmetry bound
     samples: int
     drift_stderr_ppm: float = 0.0   # standard error of the fitted drift
+    span_ps: float = 0.0            # node-clock time the fitted exchanges span
 
     def station_time(self, node_ps: int) -> float:
         """Convert a node-clock time to the station clock."""
@@ -222,7 +224,16 @@ class TwoWayEstimator:
             uncertainty_ps=3 * se_pred + self.asymmetry_bound_ps / 2,
             samples=n,
             drift_stderr_ppm=se_slope * 1e6,
+            span_ps=float(x.max() - x.min()),
         )
+
+    @staticmethod
+    def drift_resolution_ppm(est: "SyncEstimate") -> float:
+        """The smallest drift the fit can tell from delay noise: each offset can be wrong by up to
+        half its round-trip delay (the two-way transfer bound), so two ends of the span can differ
+        by a whole delay that is not drift. A fit over a short span on a loaded PC cannot see
+        100 ppm, whatever its residuals say."""
+        return est.delay_ps / est.span_ps * 1e6 if est.span_ps > 0 else math.inf
 
 
 class ClockSyncResponder:
@@ -302,7 +313,8 @@ class ClockSyncClient:
         if self.estimator.samples >= max(2, tol.min_drift_samples) and math.isfinite(tol.max_drift_ppm):
             est = self.estimator.estimate(t4)
             drift = est.drift_ppm
-            bad = abs(drift) - 3 * est.drift_stderr_ppm > tol.max_drift_ppm
+            noise = max(3 * est.drift_stderr_ppm, self.estimator.drift_resolution_ppm(est))
+            bad = abs(drift) - noise > tol.max_drift_ppm
             if bad and not self._drift_bad:   # once per excursion, not once per exchange
                 self._report(ClockFault("drift", self.endpoint.node, self.station, t4, drift,
                                         tol.max_drift_ppm))
