@@ -116,6 +116,22 @@ def _station(endpoint, clock) -> HeraldStation:
     return HeraldStation(endpoint, detector, ["A", "B"], clock)
 
 
+def _herald_samples(n: int, binders, ready, station, step) -> list[int]:
+    """Per attempt: record both emissions, time from the station ingesting the completing tag
+    batch to the later PairReady at the two ends, running the loop with ``step`` meanwhile."""
+    samples = []
+    for k in range(n):
+        for node in "AB":
+            binders[node].record_emission(k, QubitAddress(0, k % 1000))
+        batch, until = _batch(k)
+        t0 = time.perf_counter_ns()
+        station.ingest(batch, complete_until_ps=until)
+        while len(ready["A"]) <= k or len(ready["B"]) <= k:
+            step()
+        samples.append(max(ready["A"][k], ready["B"][k]) - t0)
+    return samples
+
+
 def _zmq_latency(n: int, realtime: bool = False) -> list[int]:
     ctx = _context(realtime)
     loop = EventLoop(WallClock())
@@ -132,17 +148,8 @@ def _zmq_latency(n: int, realtime: bool = False) -> list[int]:
     deadline = time.monotonic() + 5
     while bsa.stats.received < 2 and time.monotonic() < deadline:
         loop.run_once(until_ps=loop.now_ps() + 10**9)
-    samples = []
     try:
-        for k in range(n):
-            for node in "AB":
-                binders[node].record_emission(k, QubitAddress(0, k % 1000))
-            batch, until = _batch(k)
-            t0 = time.perf_counter_ns()
-            station.ingest(batch, complete_until_ps=until)
-            while len(ready["A"]) <= k or len(ready["B"]) <= k:
-                loop.run_once()
-            samples.append(max(ready["A"][k], ready["B"][k]) - t0)
+        samples = _herald_samples(n, binders, ready, station, loop.run_once)
     finally:
         for e in (*eps.values(), bsa):
             e.close()
@@ -161,17 +168,8 @@ def _udp_latency(n: int, realtime: bool = False) -> list[int]:
     station = _station(bsa, loop.clock)
     for ep in (*eps.values(), bsa):
         ep.attach(loop)
-    samples = []
     try:
-        for k in range(n):
-            for node in "AB":
-                binders[node].record_emission(k, QubitAddress(0, k % 1000))
-            batch, until = _batch(k)
-            t0 = time.perf_counter_ns()
-            station.ingest(batch, complete_until_ps=until)
-            while len(ready["A"]) <= k or len(ready["B"]) <= k:
-                loop.run_once()
-            samples.append(max(ready["A"][k], ready["B"][k]) - t0)
+        samples = _herald_samples(n, binders, ready, station, loop.run_once)
     finally:
         for ep in (*eps.values(), bsa):
             ep.close()
@@ -186,15 +184,7 @@ def _inproc_latency(n: int, realtime: bool = False) -> list[int]:
         link.set_delay("bsa", e, 0)
     binders, ready = _ends(loop.clock, {e: link.endpoint(e) for e in "AB"})
     station = _station(link.endpoint("bsa"), loop.clock)
-    samples = []
-    for k in range(n):
-        for node in "AB":
-            binders[node].record_emission(k, QubitAddress(0, k % 1000))
-        batch, until = _batch(k)
-        t0 = time.perf_counter_ns()
-        station.ingest(batch, complete_until_ps=until)
-        loop.run_until_idle()
-        samples.append(max(ready["A"][k], ready["B"][k]) - t0)
+    samples = _herald_samples(n, binders, ready, station, loop.run_until_idle)
     loop.close()
     return samples
 
@@ -309,7 +299,7 @@ def run(quick: bool = False) -> list[Figure]:
         if rt:
             runs.append(("_rt", _measure(n, True), "SCHED_FIFO for this thread (and ZeroMQ's "
                                                    "I/O thread)"))
-    links, problems = configured_links()
+    links, _unreadable = configured_links()
     references = (FIBRE_1KM, FIBRE_20KM, *(link.reference() for link in links))
     figures = []
     polled = "ends wait in a wall-clock event loop's blocking poll"
