@@ -77,7 +77,7 @@ METHODS: dict[str, dict[str, Mode]] = {
     "time_tagger": {"set_trigger_level_v": Mode.CALL, "set_dead_time_ps": Mode.CALL,
                     "set_input_delay_ps": Mode.HORIZON, "start_stream": Mode.HORIZON,
                     "read_stream": Mode.HORIZON, "stop_stream": Mode.HORIZON,
-                    "count_rates_hz": Mode.HORIZON},
+                    "count_rates_hz": Mode.HORIZON, "coincidence_rates_hz": Mode.HORIZON},
     "optical_switch": {"connect": Mode.HORIZON, "disconnect": Mode.HORIZON,
                        "connections": Mode.CALL, "settled_at_ps": Mode.CALL},
     "pair_source": {"pump_on": Mode.HORIZON, "pump_off": Mode.HORIZON,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers.coincidences import checked_groups
 from drivers.optical_switch import OpticalSwitch
 from drivers.pair_source import PhotonPairSource
 from drivers.qnic import QNIC, Basis, Gate, QubitRole
@@ -122,6 +123,8 @@ class RemoteQNIC(_Remote, QNIC):
 
 class RemoteTimeTagger(_Remote, TimeTagger):
     kind = "time_tagger"
+    #: The World's simulated tagger counts coincidences (Swabian rule, drivers.coincidences).
+    measures_coincidences = True
 
     def __init__(self, name: str, world: Any, handle: int, info: dict[str, Any]) -> None:
         TimeTagger.__init__(self, name, str(info["resource"]))
@@ -157,6 +160,16 @@ class RemoteTimeTagger(_Remote, TimeTagger):
     def count_rates_hz(self, channels: list[int], duration_ps: int) -> dict[int, float]:
         rates = self._call("count_rates_hz", [int(c) for c in channels], int(duration_ps))
         return {int(k): float(v) for k, v in rates.items()}
+
+    def coincidence_rates_hz(self, groups, window_ps, duration_ps) -> dict[tuple[int, ...], float]:
+        # Checked here first, with the tagger's own errors, so bad groups cost no round trip;
+        # they travel as lists and come back as tuple keys (the protocol's key-value maps).
+        command = f"Coincidences({[list(g) for g in groups]}, {window_ps})"
+        checked = checked_groups(groups, self.channels, window_ps, duration_ps,
+                                 resource=self.resource, command=command)
+        rates = self._call("coincidence_rates_hz", [list(g) for g in checked],
+                           int(window_ps), int(duration_ps))
+        return {tuple(int(c) for c in k): float(v) for k, v in rates.items()}
 
 
 class RemoteOpticalSwitch(_Remote, OpticalSwitch):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import zmq
 
-from drivers.conformance import QNIC_CHECKS
+from drivers.conformance import CHECKS, LIMITS, QNIC_CHECKS
 from drivers.qnic import Gate
 from drivers.registry import DriverContext, InstrumentSpec, open_instrument
 from qnode_fw.bell import BellState
@@ -34,7 +34,8 @@ from sim_backend.physics.tagger import TaggerParams
 from sim_backend.remote import RemoteWorld
 from sim_backend.remote.protocol import (Message, MsgType, PROTOCOL_VERSION, decode, encode_error,
                                          decode_error)
-from sim_backend.remote.proxies import RemoteQNIC, RemoteTimeTagger
+from sim_backend.remote.proxies import (RemoteOpticalSwitch, RemotePairSource, RemoteQNIC,
+                                        RemoteTimeTagger)
 from sim_backend.world_server import ServerSettings
 
 from .world_harness import RunningLoops, ServerThread, node
@@ -59,9 +60,10 @@ def memory_link(world) -> None:
         link_fidelity=LINK_FIDELITY))
 
 
-def open_on(side, kind: str, name: str, **options):
+def open_on(side, kind: str, name: str, limits=None, **options):
     ctx = DriverContext(clock=side.loop.clock, loop=side.loop, world=side.world)
-    return open_instrument(InstrumentSpec(f"{side.name}/{name}", kind, "sim", "sim", {}, options), ctx)
+    return open_instrument(InstrumentSpec(f"{side.name}/{name}", kind, "sim", "sim", limits or {},
+                                          options), ctx)
 
 
 def qnic_on(side, qubits: int):
@@ -316,3 +318,36 @@ def test_a_node_that_stops_answering_is_passed_over_then_left_out_until_it_speak
     assert 0.2 <= first < 2.0 and unhindered < 0.2
     assert stale["horizon_timeouts"] >= 1 and stale["stale_clients"] == ["A"]
     assert stale["nodes"] == ["bsa"] and back["nodes"] == ["A", "bsa"]
+
+
+@pytest.fixture(scope="module")
+def remote_instruments():
+    """A simulated tagger, optical switch and pair source in a World server, opened through the
+    driver registry by the node that owns them."""
+    ctx = zmq.Context()
+    with ServerThread(context=ctx) as srv:
+        a = node(srv.endpoint, "A", ctx)
+        # With the conformance suite's safety limits, which travel with the open request.
+        yield {"time_tagger": open_on(a, "time_tagger", "tagger", LIMITS["time_tagger"]),
+               "optical_switch": open_on(a, "optical_switch", "switch", LIMITS["optical_switch"]),
+               "pair_source": open_on(a, "pair_source", "source", LIMITS["pair_source"])}
+        a.close()
+    ctx.term()
+
+
+@pytest.mark.parametrize("kind", ["time_tagger", "optical_switch", "pair_source"])
+def test_the_remote_instruments_pass_their_kinds_conformance_checks_unchanged(remote_instruments, kind):
+    """The same checks as every real driver and every in-process simulated instrument; for the
+    tagger they include coincidences, which the proxy forwards to the World's tagger."""
+    instrument = remote_instruments[kind]
+    assert isinstance(instrument, (RemoteTimeTagger, RemoteOpticalSwitch, RemotePairSource))
+    CHECKS[kind](instrument)
+
+
+def test_bad_coincidence_groups_are_refused_by_the_proxy_with_the_taggers_error(remote_instruments):
+    """A group naming a channel the tagger lacks is refused before anything is sent, with the
+    same error (resource and command named) the World's tagger would give."""
+    tagger = remote_instruments["time_tagger"]
+    with pytest.raises(InstrumentError, match="channel 99 does not exist") as err:
+        tagger.coincidence_rates_hz([(1, 99)], 1000, 10 * MS)
+    assert err.value.resource == tagger.resource and err.value.command.startswith("Coincidences(")
