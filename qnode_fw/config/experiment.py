@@ -10,6 +10,7 @@
     params: {...}                     # validated by the kind's own parameter model
     faults: {control: {drop: 0.05}}   # optional fault plan (qnode_fw.faults; docs/faults.md)
     on_instrument_failure: stop       # stop | continue: what an instrument that fails does to the run
+    on_peer_failure: stop             # stop | continue: what a node process that dies does to the run
 
 Each experiment kind registers a pydantic model for its ``params`` with
 :func:`register_experiment_kind`; the kinds live in :mod:`qnode_fw.experiments`, imported on first
@@ -62,6 +63,11 @@ class ExperimentConfig(Strict):
     #: run there (drained, closed, recorded, naming the instrument), ``continue`` names it in the
     #: record and runs on without the part that called it.
     on_instrument_failure: Literal["stop", "continue"] = "stop"
+    #: A peer node that dies (processes mode: stops heartbeating, or comes back under a new boot
+    #: id): ``stop`` ends every survivor naming it, ``continue`` closes the connections through it,
+    #: runs on and sets them up again once it is back (docs/faults.md). Node crashes in a
+    #: processes-mode fault plan need ``continue``.
+    on_peer_failure: Literal["stop", "continue"] = "stop"
 
 
 @dataclass(frozen=True)
