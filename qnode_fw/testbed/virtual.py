@@ -81,7 +81,8 @@ class VirtualTestbed:
         for cfg in self.config.nodes:
             peers = [n for n in self.config.addresses if n != cfg.address]
             env = NodeEnvironment(self.loop, self.network.link(cfg.address, peers, link_settings),
-                                  self.streams, self.world, costs)
+                                  self.streams, self.world, costs,
+                                  document=testbed.node_documents.get(cfg.address))
             self.nodes[cfg.address] = Node(cfg, env)
         self.started = False
         self.crashed: set[str] = set()

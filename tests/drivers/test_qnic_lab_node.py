@@ -79,3 +79,20 @@ def test_a_node_file_that_disagrees_with_the_binding_is_refused_at_start(tmp_pat
     assert err.line == len(open(path).read().splitlines())      # the qnics entry, last line
     assert words in err.message and str(EXAMPLE_BINDING) in err.message
     assert "binds [0]" in err.message or "has 2" in err.message
+
+
+def test_a_virtual_testbed_names_the_node_file_and_line_of_a_binding_mismatch(tmp_path, emulator):
+    """The same check when the node is one of a testbed's, run by the virtual runner: the error
+    points into the node file the testbed names, not at a bare field path."""
+    from qnode_fw.config.testbed import load_testbed
+    from qnode_fw.testbed.virtual import VirtualTestbed
+
+    path = node_file(tmp_path, emulator, 3, "communication_qubits: [0],")
+    testbed = tmp_path / "tb.yaml"
+    testbed.write_text("name: one-lab-node\nseed: 1\nnodes:\n  - file: L.yaml\n")
+    tb = VirtualTestbed(load_testbed(testbed))
+    with pytest.raises(ConfigError) as info:
+        tb.start()
+    err = info.value
+    assert err.file == path and err.field == "qnics[0].qubits"
+    assert err.line == len(open(path).read().splitlines())
