@@ -52,17 +52,14 @@ def run_fault_plan(experiment_plan: FaultPlan | None, fault_string: str | None) 
 def check_plan_for_runner(plan: FaultPlan, file: str, addresses: list[str], *,
                           processes: bool) -> None:
     """Refuse, before anything starts, what this runner cannot inject: a node the testbed has
-    not, node crashes across processes (a process cannot restart itself), clock faults (both
-    runners run a node's timing on the loop's clock, which never steps; clock faults are
-    exercised on a simulated node clock, tests/faults/test_clock_faults.py)."""
+    not and clock faults (both runners run a node's timing on the loop's clock, which never
+    steps; clock faults are exercised on a simulated node clock, tests/faults/test_clock_faults.py).
+    Node crashes in processes mode are checked by the processes runner (they need the
+    experiment's ``on_peer_failure: continue``)."""
     if plan.clocks:
         raise ConfigError("the testbed runners have no node clock a fault can step (nodes run on "
                           "the loop's clock)", file=file, field="faults.clocks",
                           expected="no clocks: faults in a testbed run")
-    if processes and plan.nodes:
-        raise ConfigError("a node process cannot crash and restart itself; node crashes run on "
-                          "the virtual testbed", file=file, field="faults.nodes",
-                          expected="no nodes: faults with --processes")
     for kind, entries in (("instruments", plan.instruments), ("nodes", plan.nodes)):
         for i, entry in enumerate(entries):
             if entry.node is not None and entry.node not in addresses:

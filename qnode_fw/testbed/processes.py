@@ -634,6 +634,15 @@ def _check_fault_plan(experiment: Any, fault: str | None, addresses: list[str]):
     if plan is None:
         return None
     check_plan_for_runner(plan, str(experiment.document.file), addresses, processes=True)
+    if plan.nodes and experiment.config.on_peer_failure != "continue":
+        # A planned crash under "stop" would end every survivor at the crash: say so now.
+        doc = experiment.document
+        where = ("on_peer_failure",) if "on_peer_failure" in doc.data else ("faults", "nodes")
+        origin = doc.origin(where)
+        raise ConfigError("a node crash in processes mode needs the survivors to run on "
+                          f"(on_peer_failure is {experiment.config.on_peer_failure!r})",
+                          file=origin.file, line=origin.line, field="on_peer_failure",
+                          expected="on_peer_failure: continue with faults.nodes")
     return plan
 
 

@@ -239,19 +239,25 @@ def test_a_fault_run_killed_with_sigkill_leaves_a_record_readable_to_the_last_fl
     assert plan["control"]["drop"] == 0.05 and plan["herald"]["dup"] == 0.01
 
 
-def test_processes_mode_refuses_node_crashes_before_any_process_starts(tmp_path):
+@pytest.mark.parametrize("policy", [None, "stop"])
+def test_processes_mode_refuses_a_node_crash_unless_the_survivors_run_on(tmp_path, policy):
     from qnode_fw.config import load_testbed
     from qnode_fw.testbed.processes import ProcessesTestbed
 
     doc = yaml.safe_load((ROOT / "configs/experiments/chain3-swap-processes.yaml").read_text())
     doc["testbed"] = str(ROOT / "configs/testbeds/chain-3node-processes.yaml")
     doc["faults"] = {"nodes": [{"node": "B", "crash_at_s": 1.0}]}
+    if policy is not None:
+        doc["on_peer_failure"] = policy
     path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     with pytest.raises(ConfigError) as info:
         ProcessesTestbed(load_testbed(ROOT / "configs/testbeds/chain-3node-processes.yaml"),
                          out_dir=tmp_path / "runs", experiment=path, fault="drop=0.1")
-    assert info.value.field == "faults.nodes" and info.value.file == str(path)
+    assert info.value.field == "on_peer_failure" and info.value.file == str(path)
+    key = "on_peer_failure:" if policy else "nodes:"
+    lines = path.read_text().splitlines()
+    assert info.value.line is not None and key in lines[info.value.line - 1]
     assert not (tmp_path / "runs").exists()
 
 
