@@ -101,6 +101,7 @@ class ServerStats:
     horizon_timeouts: int = 0
     queries: int = 0
     stale_clients: list[str] = field(default_factory=list)   # left out of the horizon, in order
+    restarts: list[str] = field(default_factory=list)        # nodes whose process started again
 
 
 @dataclass
@@ -139,6 +140,7 @@ class WorldServer:
         self.stats = ServerStats()
         self.clients: dict[bytes, _Client] = {}
         self.instruments: dict[str, tuple[str, Any]] = {}
+        self._pids: dict[str, Any] = {}        # node -> pid of its process's hello
         self.marker_wires = sorted(marker_wires if marker_wires is not None else world.marker_wires)
         self._handles = iter(range(1, 1 << 62))
         self._tick_timer: TimerHandle | None = None
@@ -210,12 +212,31 @@ class WorldServer:
                                 f"{claimed!r}", peer=claimed, msg_type="hello")
             self._reply(rid, Message(MsgType.ERROR, msg.id, 0, 0, encode_error(exc)))
             return
+        pid = msg.body.get("pid")
+        if node in self._pids and self._pids[node] != pid:
+            self._restarted(node)
+        self._pids[node] = pid
         self.clients[rid] = _Client(rid, node, msg.h, now_ns)
         self.stats.clients += 1
         event(log, logging.INFO, "world.hello", node=node, pid=msg.body.get("pid"))
         self._reply(rid, Message(MsgType.WELCOME, msg.id, 0, 0, {
             "epoch_ns": self.epoch_ns, "seed": self.seed, "testbed": self.testbed,
             "marker_wires": [list(w) for w in self.marker_wires]}))
+
+    def _restarted(self, node: str) -> None:
+        """A new process of ``node`` said hello: the old one died (a crash and restart). Its
+        connection is forgotten (nothing it queued runs, the horizon no longer waits for it) and
+        its quantum memory is re-initialised, as a rebooted node PC finds its QNIC: the
+        instruments themselves live on here and are handed to the new process when it opens
+        them."""
+        for old in [c for c in self.clients.values() if c.node == node]:
+            self.clients.pop(old.rid, None)
+        for name, (kind, instrument) in self.instruments.items():
+            if kind == "qnic" and name.startswith(node + "/"):
+                for index in range(instrument.num_qubits):
+                    instrument.init(index)
+        self.stats.restarts.append(node)
+        event(log, logging.WARNING, "world.node-restarted", node=node)
 
     # -- the horizon --------------------------------------------------------------------------------
     def _needs_horizon(self, client: _Client, msg: Message) -> bool:

@@ -8,12 +8,14 @@ until SIGINT/SIGTERM or ``--duration``. It stops its components in reverse order
 ENDPOINT (``python -m sim_backend.world_server``; ``qnode testbed --processes`` starts one), shared
 with the testbed's other nodes, so a memory link's photons from two node processes meet at one
 BSA. ``--stop-on-peer-down`` stops the node (exit 1) when a peer that was up goes down without
-saying goodbye; the shutdown reason names the peer.
+saying goodbye; the shutdown reason names the peer. An experiment with ``on_peer_failure:
+continue`` overrides it: the node names the dead peer in its record and runs on.
 
 ``--experiment EXP.yaml`` runs this node's part of the experiment (:mod:`qnode_fw.testbed.
 node_experiment`; for a repeater chain: its memory links, and at the ends the application) and,
 with ``--out DIR``, writes the node's run record to ``DIR/nodes/<address>/`` (flushed at every
-status tick). The node's figures are in the ``experiment`` field of ``--json``. ``--fault
+status tick; a process of the same node started again in that run, after a crash, writes
+``DIR/nodes/<address>.restart1/`` and so on). The node's figures are in the ``experiment`` field of ``--json``. ``--fault
 drop=0.05,...`` injects this node's share of message faults over the experiment's ``faults:``
 (docs/faults.md); a failed instrument stops the node (exit 1) or not, as the experiment's
 ``on_instrument_failure`` says. The node's herald links run clock sync with each link's station
@@ -85,6 +87,7 @@ def handle(args: argparse.Namespace) -> int:
     lab = LabNode(load_testbed(args.testbed), address, seed=args.seed, world=args.world,
                   settings=settings)
     role, record = None, None
+    stop_on_peer_down = args.stop_on_peer_down
     if args.fault is not None and args.experiment is None:
         from qnode_fw.errors import ConfigError
 
@@ -94,11 +97,13 @@ def handle(args: argparse.Namespace) -> int:
         import qnode_fw.experiments  # noqa: F401  (registers the experiment kinds)
         from qnode_fw.config.experiment import load_experiment
         from qnode_fw.records import RunRecord
-        from qnode_fw.testbed.node_experiment import node_role
+        from qnode_fw.testbed.node_experiment import next_record_dir, node_role
 
         experiment = load_experiment(args.experiment)
+        if experiment.config.on_peer_failure == "continue":
+            stop_on_peer_down = False       # the role names the dead peer and runs on
         if args.out is not None:
-            record = RunRecord(Path(args.out) / "nodes" / address)
+            record = RunRecord(next_record_dir(Path(args.out), address))
             record.write_config({"node": address, "testbed": str(Path(args.testbed).resolve()),
                                  "experiment": str(Path(args.experiment).resolve()),
                                  "seed": lab.seed, "world": args.world})
@@ -130,7 +135,7 @@ def handle(args: argparse.Namespace) -> int:
     every = args.status_every or (1.0 if metrics is not None else None)
     try:
         lab.run(args.duration, every, tick if every else None,
-                stop_on_peer_down=args.stop_on_peer_down, role=role)
+                stop_on_peer_down=stop_on_peer_down, role=role)
     finally:
         if metrics is not None:
             metrics.close()

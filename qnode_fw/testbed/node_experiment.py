@@ -48,6 +48,9 @@ from ..units import MS, S
 
 log = logging.getLogger(__name__)
 
+#: Pause before the initiator asks again for a connection that closed early (a peer died).
+REQUEST_AGAIN_PS = 200 * MS
+
 #: One delivered half at one end. ``link_click_ps``: when the photons of the link pair that this
 #: qubit held before the swap were detected (the pair's name at the BSA), the physics' part of
 #: the pair's history; ``partner_*``: the qubit the World says the half shared its state with at
@@ -99,9 +102,11 @@ def node_role(lab: Any, experiment: Any, record: Any, fault: str | None = None) 
     kind = experiment.config.kind
     plan = run_fault_plan(experiment.config.faults, fault)
     if plan is not None and plan.nodes:
-        raise ConfigError("a node process cannot crash and restart itself; node crashes run on "
-                          "the virtual testbed", file=str(experiment.document.file),
-                          field="faults.nodes", expected="no nodes: faults with --processes")
+        # Node crashes are the runner's to inject (it kills and starts this process); what is
+        # left for the node is its share of message and instrument faults.
+        plan = plan.model_copy(update={"nodes": []})
+        if plan.empty:
+            plan = None
     if kind == "repeater_chain":
         return RepeaterChainNode(lab, experiment, record, plan=plan)
     raise ConfigError(f"experiment kind {kind!r} runs on the virtual testbed only; across node "
@@ -115,6 +120,12 @@ class RepeaterChainNode(NodeRole):
         self.lab = lab
         self.plan = plan
         self.policy = experiment.config.on_instrument_failure
+        self.peer_policy = experiment.config.on_peer_failure
+        #: Peers that went down other than by saying goodbye, and came back (each with its time).
+        self.peer_events: list[dict[str, Any]] = []
+        self._peers_up: set[str] = set()
+        self._finishing = False
+        self._requesting = False
         self.failures = None
         self.fault_log = None
         self.node = lab.node
@@ -160,6 +171,7 @@ class RepeaterChainNode(NodeRole):
         self.links.use_link_budget_for_routing()
         self.links.follow_connections()
         self.links.start()
+        self.node.control.add_status_handler(self._peer_status)
         self._faults()
         if self.address == self.params.responder:
             self.api.listen(self._accept)
@@ -191,13 +203,48 @@ class RepeaterChainNode(NodeRole):
         self.stop_reason = reason
         self.lab.request_shutdown(reason)
 
+    def _peer_status(self, status: Any) -> None:
+        """Name a peer that died (no heartbeat, or back under a new boot id) and one that came
+        back, in the record and the figures. Under ``on_peer_failure: continue`` the connection
+        manager has already closed the connections through it (freeing their qubits); the
+        initiator sets a connection up again once every peer is back (:meth:`_connection_closed`).
+        Under ``stop`` the node process stops (``qnode run --stop-on-peer-down``)."""
+        if self._finishing:
+            return
+        peer = status.peer
+        if status.up:
+            if peer in self._peers_up:
+                return
+            self._peers_up.add(peer)
+            if any(e["peer"] == peer and e["kind"] == "peer-down" for e in self.peer_events):
+                boot = getattr(self.node.control._peers.get(peer), "peer_boot", None)
+                self._peer_event("peer-back", peer, f"heard from (boot {boot})")
+            return
+        if peer not in self._peers_up or status.reason == "peer stopped":
+            self._peers_up.discard(peer)
+            return
+        self._peers_up.discard(peer)
+        self._peer_event("peer-down", peer, status.reason)
+
+    def _peer_event(self, kind: str, peer: str, detail: str) -> None:
+        t_ps = self.loop.now_ps()
+        self.peer_events.append({"t_ps": t_ps, "kind": kind, "peer": peer, "detail": detail})
+        self._log("peer.down" if kind == "peer-down" else "peer.back", peer=peer, detail=detail,
+                  policy=self.peer_policy)
+
     def _request_when_peers_up(self) -> None:
         """Connection setup needs every node on the path: wait for the control links."""
+        if self._finishing:
+            self._requesting = False
+            return
+        self._requesting = True
         if not all(up for up, _ in self.node.status().peers.values()):
             self.loop.call_later(20 * MS, self._request_when_peers_up)
             return
+        self._requesting = False
         p = self.params
-        self.socket = self.api.open(p.responder, on_event=lambda ev: self._event(self.socket, ev))
+        sock = self.socket = self.api.open(p.responder)
+        sock.on_event = lambda ev: self._event(sock, ev)   # this socket's, also once replaced
         self.sockets.append(self.socket)
         self.requested_ps = self.loop.now_ps()
         if p.count is not None:
@@ -229,6 +276,8 @@ class RepeaterChainNode(NodeRole):
                                            "stated_by": ev.stated_by, "t_ps": self.loop.now_ps()})
             self._log("connection", connection=ev.connection, established=ev.established,
                       reason=ev.reason, detail=ev.detail, stated_by=ev.stated_by)
+            if not ev.established:
+                self._connection_closed(sock)
             return
         if not isinstance(ev, DeliveredPair):
             return
@@ -248,6 +297,17 @@ class RepeaterChainNode(NodeRole):
         self.pending_rows.append(row)
         self._log("pair.delivered", pair=str(ev.name), partner=ev.partner, qubit=str(ev.qubit),
                   basis=basis, outcome=outcome)
+
+    def _connection_closed(self, sock: Any) -> None:
+        """The initiator under ``on_peer_failure: continue`` asks again for a connection that
+        closed before the run's end (a peer died or restarted, or setup failed while it was
+        away), once every peer is up; a short pause keeps a setup that keeps failing from
+        flooding the control links."""
+        if (self.address != self.params.initiator or self.peer_policy != "continue"
+                or self._finishing or self._requesting or sock is not self.socket):
+            return
+        self._requesting = True
+        self.loop.call_later(REQUEST_AGAIN_PS, self._request_when_peers_up)
 
     def _partner_of(self, key: tuple) -> tuple[str, int, int]:
         """The qubit the World says this half shares its state with: the simulator's own answer,
@@ -271,6 +331,7 @@ class RepeaterChainNode(NodeRole):
 
     def finish(self) -> dict[str, Any]:
         stopped_ps = self.loop.now_ps()
+        self._finishing = True
         self._log("role.finishing")
         if self.links is not None:
             self.links.stop_attempts()
@@ -298,7 +359,8 @@ class RepeaterChainNode(NodeRole):
                "connection_events": self.connection_events,
                "durations_ps": self._durations(),
                "instrument_failures": self.failures.to_list() if self.failures is not None else [],
-               "stop_reason": self.stop_reason}
+               "stop_reason": self.stop_reason, "on_peer_failure": self.peer_policy,
+               "peer_events": self.peer_events}
         if self.fault_log is not None:
             out["faults"] = self.fault_log.summary()
         self._log("role.finished", **{k: v for k, v in out.items() if k != "links"})
@@ -397,13 +459,41 @@ def merge_repeater_chain(halves: dict[str, np.ndarray], params: Any, nodes: dict
     return out
 
 
+#: A node process started again in the same run (a crash and restart) writes its record beside
+#: the first one's: ``nodes/<address>``, then ``nodes/<address>.restart1``, ``.restart2``...
+RESTART_SUFFIX = ".restart"
+
+
+def record_dirs(run_dir: Path, address: str) -> list[Path]:
+    """Every record one node's processes wrote under ``run_dir/nodes``, oldest first."""
+    nodes = Path(run_dir) / "nodes"
+    out = [nodes / address] if (nodes / address).is_dir() else []
+    n = 1
+    while (nodes / f"{address}{RESTART_SUFFIX}{n}").is_dir():
+        out.append(nodes / f"{address}{RESTART_SUFFIX}{n}")
+        n += 1
+    return out
+
+
+def next_record_dir(run_dir: Path, address: str) -> Path:
+    """Where a node process starting now writes its record: the first process of ``address``
+    in this run gets ``nodes/<address>``, one started again after a crash the next free
+    ``nodes/<address>.restartN`` (the killed process's record stays as it was flushed)."""
+    taken = record_dirs(run_dir, address)
+    if not taken:
+        return Path(run_dir) / "nodes" / address
+    return Path(run_dir) / "nodes" / f"{address}{RESTART_SUFFIX}{len(taken)}"
+
+
 def read_halves(run_dir: Path, address: str) -> np.ndarray:
-    """One node's ``halves`` table from its record under ``run_dir/nodes/<address>``."""
+    """One node's ``halves`` table from its records under ``run_dir/nodes/`` (every process of
+    that node in the run, a crashed one's up to its last flush)."""
     from ..records import read_chunks
 
-    rows = read_chunks(Path(run_dir) / "nodes" / address / "arrays" / "halves")
-    return rows if rows.dtype == HALF_DTYPE else np.empty(0, HALF_DTYPE)
+    parts = [rows for d in record_dirs(run_dir, address)
+             if (rows := read_chunks(d / "arrays" / "halves")).dtype == HALF_DTYPE]
+    return np.concatenate(parts) if parts else np.empty(0, HALF_DTYPE)
 
 
-__all__ = ["HALF_DTYPE", "NodeRole", "RepeaterChainNode", "merge_repeater_chain", "node_role",
-           "read_halves", "sacrificed_basis"]
+__all__ = ["HALF_DTYPE", "NodeRole", "RepeaterChainNode", "merge_repeater_chain", "next_record_dir",
+           "node_role", "read_halves", "record_dirs", "sacrificed_basis"]

@@ -229,6 +229,16 @@ class ProcessesTestbed:
         self.world: _Process | None = None
         self.world_endpoint: str | None = None
         self.nodes: dict[str, _Process] = {}
+        #: The command line each node process was started with (a restart uses it again).
+        self.argv: dict[str, list[str]] = {}
+        #: Processes that a planned crash killed, oldest first (``self.nodes`` holds the latest).
+        self.crashed: list[tuple[str, _Process]] = []
+        #: Nodes a planned crash has killed and that are not (yet) started again.
+        self.down: set[str] = set()
+        #: The crashes and restarts the runner injected: {t_ps (testbed time), kind, target, detail}.
+        self.injected: list[dict[str, Any]] = []
+        self._due: list[tuple[float, str, str]] = []     # (monotonic s, "crash"/"restart", node)
+        self.testbed_offset_ps: int | None = None
         self._t0 = time.monotonic_ns()
         self.run_started_ns: int | None = None
         self.stopped_ns: int | None = None
@@ -309,11 +319,13 @@ class ProcessesTestbed:
                     *self._fault_args(), *self.node_args.get(address, [])]
             if self.netns is not None:
                 argv = self.netns.wrap(address, argv)
+            self.argv[address] = argv
             self.nodes[address] = _Process(address, argv, self.logs)
             self._event("process.started", node=address, pid=self.nodes[address].pid)
         self._wait_started()
         self.run_started_ns = time.monotonic_ns()
         self._event("testbed.running", nodes=len(self.nodes))
+        self._schedule_crashes()
 
     def _start_world(self) -> None:
         argv = [self.settings.python, "-m", "sim_backend.world_server",
@@ -332,6 +344,7 @@ class ProcessesTestbed:
         # this record from the runner's start: the offset puts both on one axis (qnode report).
         epoch_ns = ready.get("epoch_ns")
         offset = None if epoch_ns is None else (self._t0 - int(epoch_ns)) * 1000
+        self.testbed_offset_ps = offset
         self._event("process.started", node="world", pid=self.world.pid, endpoint=self.world_endpoint,
                     testbed_offset_ps=offset)
 
@@ -370,6 +383,67 @@ class ProcessesTestbed:
     def alive(self) -> list[str]:
         return [a for a, p in self.nodes.items() if p.poll() is None]
 
+    def ended_unplanned(self) -> list[str]:
+        """Nodes whose process ended by itself or by a kill the fault plan did not make."""
+        return [a for a, p in self.nodes.items() if a not in self.down and p.poll() is not None]
+
+    # -- planned crashes (the fault plan's nodes:) ---------------------------------------------------
+    def _schedule_crashes(self) -> None:
+        """Crash times count from the experiment's start: here, when every node process has
+        started (``testbed.running``), about when each node's part starts."""
+        if self.fault_plan is None or self.run_started_ns is None:
+            return
+        start = self.run_started_ns / 1e9
+        for crash in self.fault_plan.nodes:
+            self._due.append((start + crash.crash_at_s, "crash", crash.node))
+            if crash.restart_after_s is not None:
+                self._due.append((start + crash.crash_at_s + crash.restart_after_s, "restart",
+                                  crash.node))
+        self._due.sort()
+
+    def fire_due_faults(self) -> None:
+        """Kill or start again the node processes whose planned time has come."""
+        while self._due and self._due[0][0] <= time.monotonic():
+            _, kind, address = self._due.pop(0)
+            if kind == "crash":
+                self.crash(address)
+            else:
+                self.restart(address)
+
+    def _injected(self, kind: str, address: str, detail: str) -> None:
+        t_runner_ps = (time.monotonic_ns() - self._t0) * 1000
+        t_ps = t_runner_ps + (self.testbed_offset_ps or 0)
+        self.injected.append({"t_ps": t_ps, "kind": kind, "target": address, "detail": detail})
+        self._event("fault.injected", node=address, kind=kind, target=address, detail=detail,
+                    testbed_t_ps=t_ps)
+
+    def crash(self, address: str) -> None:
+        """A planned crash: SIGKILL the node's process (no goodbye, nothing flushed after its
+        last status tick) and count it as down, not failed."""
+        proc = self.nodes[address]
+        if address in self.down or proc.poll() is not None:
+            return
+        self.down.add(address)
+        proc.signal(signal.SIGKILL)
+        proc.wait(5.0)
+        self._injected("crash", address, f"process {proc.pid} killed (SIGKILL)")
+        self.crashed.append((address, proc))
+        self._event("process.ended", node=address, returncode=proc.poll(), signal="SIGKILL",
+                    planned=True)
+
+    def restart(self, address: str) -> None:
+        """Start ``address`` again with its first command line: a new process, empty state, a
+        new control boot id; the World server re-initialises its quantum memory at its hello and
+        it writes its record under ``nodes/<address>.restartN``."""
+        if address not in self.down:
+            return
+        n = sum(1 for a, _ in self.crashed if a == address)
+        proc = _Process(f"{address}.restart{n}", self.argv[address], self.logs)
+        self.nodes[address] = proc
+        self.down.discard(address)
+        self._injected("restart", address, f"process {proc.pid} started with empty state")
+        self._event("process.started", node=address, pid=proc.pid, restart=n)
+
     def kill(self, address: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one node's process (a test's crash); a SIGKILL is waited for, so the
         node counts as dead from here on (its peers then stop by themselves)."""
@@ -384,7 +458,8 @@ class ProcessesTestbed:
         start = time.monotonic()
         end, next_tick = start + duration_s, start
         while time.monotonic() < end:
-            if len(self.alive()) < len(self.nodes):
+            self.fire_due_faults()
+            if self.ended_unplanned():
                 return
             if on_tick is not None and time.monotonic() >= next_tick:
                 on_tick(time.monotonic() - start)
@@ -411,8 +486,11 @@ class ProcessesTestbed:
             return self._result
         if self.run_started_ns is not None and self.stopped_ns is None:
             self.stopped_ns = time.monotonic_ns()
-        # A node that died takes its peers down by itself: give them the time to notice.
-        if self.nodes and len(self.alive()) < len(self.nodes):
+        self._due.clear()                    # crashes planned past the end do not happen
+        # A node that died takes its peers down by itself (under on_peer_failure: stop): give
+        # them the time to notice.
+        stops_on_peer = self.experiment is None or self.experiment.config.on_peer_failure == "stop"
+        if self.nodes and self.ended_unplanned() and stops_on_peer:
             deadline = time.monotonic() + self.settings.stop_timeout_s
             while self.alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -446,7 +524,7 @@ class ProcessesTestbed:
             self._summary("failed" if result.failures else "completed", **fields)
             self.record.close(export_ptu=False)
         finally:
-            for proc in self.nodes.values():
+            for proc in [*self.nodes.values(), *(p for _, p in self.crashed)]:
                 proc.close()
             if self.netns is not None:
                 self.netns.teardown()
@@ -499,7 +577,10 @@ class ProcessesTestbed:
             "leaked_qubits": leaked, "sim_time_s": run_s, "wall_time_s": result.wall_time_s,
             "events": events + int(result.world.get("events") or 0),
             "run_dir": str(self.record.root)}
-        faults = _merge_faults(figures)
+        faults = _merge_faults(figures, self.injected)
+        if faults is not None and self.fault_plan is not None:
+            # The runner's plan, with the node crashes the node processes leave to it.
+            faults["plan"] = self.fault_plan.model_dump(mode="json", exclude_defaults=True)
         if faults is not None:
             result.summary["faults"] = faults
         failed = [f for fig in figures.values() for f in fig.get("instrument_failures") or []]
@@ -525,6 +606,8 @@ class ProcessesTestbed:
                     break
             outcome = NodeOutcome(address, proc.poll(), status, proc.stderr_tail(1))
             result.nodes[address] = outcome
+            if address in self.down:
+                continue                     # its planned crash ended it (logged then)
             self._event("process.ended", node=address, returncode=outcome.returncode,
                         signal=outcome.signal, shutdown=outcome.shutdown)
             failure = outcome.failure()
@@ -646,20 +729,32 @@ def _check_fault_plan(experiment: Any, fault: str | None, addresses: list[str]):
     return plan
 
 
-def _merge_faults(figures: dict[str, dict]) -> dict[str, Any] | None:
-    """The nodes' fault counts summed per plane, their events tagged with the node."""
+def _merge_faults(figures: dict[str, dict], injected: list[dict[str, Any]] | None = None
+                  ) -> dict[str, Any] | None:
+    """The nodes' fault counts summed per plane, their events tagged with the node; with the
+    crashes and restarts the runner injected (``node: runner``) and each node's view of its
+    peers dying and coming back (``peer-down`` / ``peer-back``, ``node`` the one that saw it),
+    counted per kind in ``counts``."""
     per_node = {a: f["faults"] for a, f in figures.items() if f.get("faults")}
-    if not per_node:
+    peer_events = [{"t_ps": e["t_ps"], "kind": e["kind"], "target": e["peer"], "detail": e["detail"],
+                    "node": a} for a, f in figures.items() for e in f.get("peer_events") or []]
+    injected = [{**e, "node": "runner"} for e in injected or []]
+    if not per_node and not peer_events and not injected:
         return None
-    out: dict[str, Any] = {"plan": next(iter(per_node.values())).get("plan")}
+    plan = next(iter(per_node.values())).get("plan") if per_node else None
+    out: dict[str, Any] = {"plan": plan}
     for plane in ("control", "herald"):
         total: dict[str, int] = {}
         for f in per_node.values():
             for key, value in (f.get(plane) or {}).items():
                 total[key] = total.get(key, 0) + int(value)
         out[plane] = total
-    out["events"] = sorted(({**e, "node": a} for a, f in per_node.items() for e in f.get("events", [])),
-                           key=lambda e: e["t_ps"])
+    out["events"] = sorted([*({**e, "node": a} for a, f in per_node.items() for e in f.get("events", [])),
+                            *injected, *peer_events], key=lambda e: e["t_ps"])
+    counts: dict[str, int] = {}
+    for e in out["events"]:
+        counts[e["kind"]] = counts.get(e["kind"], 0) + 1
+    out["counts"] = counts
     out["nodes"] = {a: {k: v for k, v in f.items() if k != "plan"} for a, f in per_node.items()}
     return out
 
