@@ -19,8 +19,11 @@ class PairReady:
 
     ``name`` is <heralding node, herald timestamp>; ``partner`` the node holding the other half;
     ``bell_state`` the state the herald reported (before any correction); ``link`` the link id;
-    ``created_ps`` when the pair was created (emission time) on this node's clock;
-    ``fidelity_estimate`` the link's current estimate, used by fidelity conditions.
+    ``created_ps`` when the pair was created (emission time) on this node's clock (the PC clock
+    clock sync steers, which a fault may step); ``fidelity_estimate`` the link's current
+    estimate, used by fidelity conditions; ``created_mono_ps`` the same emission on the node's
+    monotonic event-loop clock, which ages and timers run on (None from a source with one clock
+    only: ``created_ps`` is then on the loop's clock).
     """
 
     qubit: QubitAddress
@@ -31,3 +34,4 @@ class PairReady:
     attempt_id: int
     created_ps: int
     fidelity_estimate: float
+    created_mono_ps: int | None = None

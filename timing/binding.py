@@ -8,7 +8,14 @@ partner is the other end of the link, and the Pauli correction comes from the re
 Everything is keyed by attempt id and checked against the sender, never matched by arrival order:
 a lost herald leaves its entry to expire (the qubit is released, never held forever), a duplicate
 finds its entry already consumed, a reordered herald still finds its own attempt, and a herald
-from anyone but the heralding node, or for another link, binds nothing.
+from anyone but the heralding node, or for another link, binds nothing. A herald whose pair name
+this end has bound before binds nothing either (the station never reuses a name, see
+:class:`~timing.link_end.BsaStationRuntime`; this end refuses one rather than hold two pairs
+under one name).
+
+Two clocks: emission stamps (``created_ps`` of the pair) are on the node's PC clock, which
+clock sync steers and a fault may step; expiry, and the ``created_mono_ps`` that the RuleSet
+executor ages pairs by, are on the loop's monotonic clock.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class BinderStats:
     unknown_attempt: int = 0
     wrong_sender: int = 0
     wrong_link: int = 0
+    repeated_name: int = 0
 
 
 @dataclass(slots=True)
@@ -61,6 +69,7 @@ class _Emission:
     qubit: QubitAddress
     t_ps: int           # emission time on the node clock (goes into the pair's record)
     deadline_ps: int    # expiry on the monotonic clock (the loop's, when there is a loop)
+    mono_ps: int        # emission time on the monotonic clock
 
 
 class PairBinder:
@@ -121,7 +130,8 @@ class PairBinder:
         t = now if t_ps is None else t_ps
         # Expiry is timed on the loop's clock: the node clock is steered by clock sync and may
         # step (a clock fault), which must neither hold a qubit longer nor free it early.
-        self._pending[attempt_id] = _Emission(qubit, t, self._mono_ps() + t + self.expiry_ps - now)
+        mono = self._mono_ps() + t - now
+        self._pending[attempt_id] = _Emission(qubit, t, mono + self.expiry_ps, mono)
         self._by_qubit[qubit] = attempt_id
         self._arm_expiry()
 
@@ -181,12 +191,19 @@ class PairBinder:
             self.release(em.qubit)
             return None
         name = PairName(self.herald_origin, frame.timestamp_ps)
+        if name in self.pairs:
+            # Two pairs under one name would let a message for one act on the other.
+            self.stats.repeated_name += 1
+            event(log, logging.WARNING, "herald-repeated-name", link=self.link_name, name=str(name),
+                  attempt=frame.attempt_id)
+            self.release(em.qubit)
+            return None
         record = PairRecord(name, em.qubit, self.partner, state,
                             correction_to_phi_plus(state) if self.applies_correction else "I",
                             frame.attempt_id, em.t_ps, self.clock.now_ps())
         self.pairs[name] = record
         self.stats.bound += 1
         ready = PairReady(em.qubit, name, self.partner, state, self.link_name, frame.attempt_id,
-                          em.t_ps, self.fidelity_estimate)
+                          em.t_ps, self.fidelity_estimate, em.mono_ps)
         self.on_pair_ready(ready)
         return ready

@@ -197,7 +197,10 @@ class RuleSetExecutor:
             fix = correction_to_phi_plus(ev.bell_state)
             self.qnics[ev.qubit.qnic].gate(Gate(fix), ev.qubit.index)
         now = self.loop.now_ps()
-        pair = HeldPair(ev.qubit, ev.name, ev.partner, ev.fidelity_estimate, ev.created_ps, 0, now)
+        # Aged on the loop's monotonic clock: created_ps is on the node's PC clock, which a clock
+        # fault may have stepped since, and a pair aged on it could outlive its cutoff.
+        born = ev.created_mono_ps if ev.created_mono_ps is not None else ev.created_ps
+        pair = HeldPair(ev.qubit, ev.name, ev.partner, ev.fidelity_estimate, born, 0, now)
         inst.pairs[ev.name] = pair
         self._arm_wakeups(inst, pair)
         self._evaluate(inst)
@@ -301,7 +304,11 @@ class RuleSetExecutor:
                                     peer=msg.sender, msg_type=msg.type)
             self._assigned_names.add(msg.new_pair_name, now)
             pair.name, pair.partner = msg.new_pair_name, msg.new_partner
-            pair.fidelity, pair.created_ps = msg.fidelity_estimate, msg.created_ps
+            pair.fidelity = msg.fidelity_estimate
+            # The new pair is as old as its oldest component: older_ps before this half's own
+            # creation, a duration the swapper measured on its one clock (no node reads another's).
+            pair.created_ps = (pair.created_ps - msg.older_ps if msg.older_ps is not None
+                               else msg.created_ps)
             inst.pairs[pair.name] = pair
             self._arm_wakeups(inst, pair)
         for name, (msg, agree) in b.purification_results.items():
@@ -358,9 +365,11 @@ class RuleSetExecutor:
             fid = circuits.werner_swap(left.fidelity, right.fidelity)
             created = min(left.created_ps, right.created_ps)
             outgoing.append((a.left, SwapResult(rs.id, a.tag, inst.next_seq(), self.node,
-                                                left.name, fx, fz, a.right, new, fid, created)))
+                                                left.name, fx, fz, a.right, new, fid, created,
+                                                left.created_ps - created)))
             outgoing.append((a.right, SwapResult(rs.id, a.tag, inst.next_seq(), self.node,
-                                                 right.name, 0, 0, a.left, new, fid, created)))
+                                                 right.name, 0, 0, a.left, new, fid, created,
+                                                 right.created_ps - created)))
             for p in (left, right):
                 self._free(inst, p)
             return circuits.bsm_duration_ps(qnic)

@@ -50,7 +50,12 @@ class SwapResult:
     """TRANSFER notice from swapper ``sender``: the pair ``pair_name`` this receiver holds with the
     swapper is now the pair ``new_pair_name`` with ``new_partner``; apply X^frame_x Z^frame_z.
     ``fidelity_estimate`` is the swapper's estimate of the new pair; ``created_ps`` is the creation
-    time of its oldest component, so both ends and later swappers age the pair alike."""
+    time of its oldest component on the swapper's monotonic clock (for the record: no other node
+    can read that clock); ``older_ps`` is how much earlier than the pair ``pair_name`` that oldest
+    component was created, a duration the swapper measures on its one clock. The receiver ages
+    the new pair from its own half's creation minus ``older_ps``, so both ends and later swappers
+    age it alike whatever their clocks read (None from a sender that does not give it: the
+    receiver then takes ``created_ps`` as on a clock it shares)."""
 
     type: ClassVar[str] = "SwapResult"
     ruleset_id: str
@@ -64,11 +69,15 @@ class SwapResult:
     new_pair_name: PairName
     fidelity_estimate: float
     created_ps: int
+    older_ps: int | None = None
 
     def to_wire(self) -> dict:
-        return {**_header(self), "frame": [self.frame_x, self.frame_z],
-                "new_partner": self.new_partner, "new_pair_name": self.new_pair_name.to_wire(),
-                "fidelity_estimate": self.fidelity_estimate, "created_ps": self.created_ps}
+        out = {**_header(self), "frame": [self.frame_x, self.frame_z],
+               "new_partner": self.new_partner, "new_pair_name": self.new_pair_name.to_wire(),
+               "fidelity_estimate": self.fidelity_estimate, "created_ps": self.created_ps}
+        if self.older_ps is not None:
+            out["older_ps"] = self.older_ps
+        return out
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,15 @@ def _str(d: dict, key: str) -> str:
     return v
 
 
+def _older(d: dict) -> int | None:
+    if "older_ps" not in d:
+        return None
+    v = _int(d, "older_ps")
+    if v < 0:
+        raise ValueError(f"older_ps must be >= 0, got {v}")
+    return v
+
+
 def _name(value: Any) -> PairName:
     if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
             and isinstance(value[1], int) and not isinstance(value[1], bool)):
@@ -127,7 +145,7 @@ _HEADER_FIELDS = ("type", "v", "ruleset_id", "tag", "seq", "sender", "pair_name"
 _FIELDS = {
     PurificationResult.type: (*_HEADER_FIELDS, "sacrificed", "method", "result"),
     SwapResult.type: (*_HEADER_FIELDS, "frame", "new_partner", "new_pair_name",
-                      "fidelity_estimate", "created_ps"),
+                      "fidelity_estimate", "created_ps", "older_ps"),
     Notice.type: (*_HEADER_FIELDS, "text"),
 }
 
@@ -165,7 +183,8 @@ def message_from_wire(data: Any) -> RuleSetMessage:
             return SwapResult(**head, pair_name=_name(raw_name), frame_x=frame[0],
                               frame_z=frame[1], new_partner=_str(data, "new_partner"),
                               new_pair_name=_name(data["new_pair_name"]),
-                              fidelity_estimate=float(fid), created_ps=_int(data, "created_ps"))
+                              fidelity_estimate=float(fid), created_ps=_int(data, "created_ps"),
+                              older_ps=_older(data))
         if msg_type == Notice.type:
             return Notice(**head, pair_name=None if raw_name is None else _name(raw_name),
                           text=_str(data, "text"))

@@ -32,6 +32,10 @@ class PendingPurification:
 
 @dataclass
 class HeldPair:
+    """A pair a RuleSet holds. ``created_ps`` and ``entered_stage_ps`` are on the executor's
+    monotonic loop clock (never a PC clock that sync steers and a fault may step), so ages and
+    stage timeouts are durations that a clock fault cannot stretch."""
+
     qubit: QubitAddress
     name: PairName
     partner: NodeAddress

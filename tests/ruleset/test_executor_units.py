@@ -255,9 +255,11 @@ def test_swap_bell_measurement_and_transfer_messages() -> None:
                        ("init", 1), ("init", 2)]
     new = PairName("B", 777)
     fid = 0.9 * 0.8 + 0.1 * 0.2 / 3
+    # The new pair is as old as the right half (created at 50): 50 ps older than the left half,
+    # as old as the right one; each receiver ages it from its own half's creation.
     assert n.sent == [
-        ("A", SwapResult("rs", 4, 1, "B", left, 0, 1, "C", new, pytest.approx(fid), 50)),
-        ("C", SwapResult("rs", 4, 2, "B", right, 0, 0, "A", new, pytest.approx(fid), 50)),
+        ("A", SwapResult("rs", 4, 1, "B", left, 0, 1, "C", new, pytest.approx(fid), 50, 50)),
+        ("C", SwapResult("rs", 4, 2, "B", right, 0, 0, "A", new, pytest.approx(fid), 50, 0)),
     ]
     assert n.ex.held_qubits() == set()
 
