@@ -130,7 +130,10 @@ class SyncTolerance:
 @dataclass(frozen=True, slots=True)
 class ClockFault:
     """A clock fault seen by sync: ``kind`` is ``jump`` (``value`` the step, ps, station minus
-    node) or ``drift`` (``value`` the fitted drift, ppm); ``limit`` the tolerance it broke."""
+    node) or ``drift`` (``value`` the fitted drift, ppm); ``limit`` the tolerance it broke;
+    ``uncertainty`` how far ``value`` may be from the truth (same unit): for a step the exchange's
+    one-way delay (the most path asymmetry can move it) plus the line's prediction uncertainty,
+    for a drift the larger of three standard errors of the fit and its delay resolution."""
 
     kind: str
     node: NodeAddress
@@ -138,6 +141,7 @@ class ClockFault:
     at_ps: int
     value: float
     limit: float
+    uncertainty: float = 0.0
 
     def __str__(self) -> str:
         unit = "ps" if self.kind == "jump" else "ppm"
@@ -165,6 +169,9 @@ class TwoWayEstimator:
         self.tolerance = tolerance
         self._current: list[Exchange] = []
         self._selected: deque[Exchange] = deque(maxlen=window)
+        #: The noise margin (ps) the last step returned by :meth:`add` was judged against: how
+        #: far the measured step may be from the true one.
+        self.last_step_noise_ps = 0.0
 
     def add(self, ex: Exchange) -> float | None:
         self._current.append(ex)
@@ -182,6 +189,7 @@ class TwoWayEstimator:
             noise = best.delay_ps + predicted.uncertainty_ps
             if abs(residual) > max(self.tolerance.max_step_ps, noise):
                 step = residual
+                self.last_step_noise_ps = noise
                 self._selected.clear()  # the old line describes a clock that is gone
         self._selected.append(best)
         return step
@@ -309,7 +317,7 @@ class ClockSyncClient:
             return
         if step is not None:
             self._report(ClockFault("jump", self.endpoint.node, self.station, t4, step,
-                                    tol.max_step_ps))
+                                    tol.max_step_ps, self.estimator.last_step_noise_ps))
         if self.estimator.samples >= max(2, tol.min_drift_samples) and math.isfinite(tol.max_drift_ppm):
             est = self.estimator.estimate(t4)
             drift = est.drift_ppm
@@ -317,7 +325,7 @@ class ClockSyncClient:
             bad = abs(drift) - noise > tol.max_drift_ppm
             if bad and not self._drift_bad:   # once per excursion, not once per exchange
                 self._report(ClockFault("drift", self.endpoint.node, self.station, t4, drift,
-                                        tol.max_drift_ppm))
+                                        tol.max_drift_ppm, noise))
             self._drift_bad = bad
 
     def _report(self, fault: ClockFault) -> None:

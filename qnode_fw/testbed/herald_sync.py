@@ -14,15 +14,31 @@ this module runs it wherever a node process runs its herald links
   exchange 0, which no client ever asks for, so a client ignores it; a client sends its first
   request once it has heard the station.
 
+The virtual testbed runs the same sync over its in-process herald links
+(:class:`~qnode_fw.experiments.memory_links.MemoryLinks`, :data:`VIRTUAL_SYNC_SETTINGS`).
+
+The clock each node stamps with is its PC clock (a :class:`~timing.clock_sync.SimulatedClock`
+in both testbed modes, which a fault plan's ``clocks:`` steps or detunes). The attempt schedules
+do not use it: the attempt grid (AWG triggers, slot numbers) runs on the testbed's shared timing
+reference (a lab distributes a 10 MHz/PPS or White Rabbit reference to the AWGs and taggers; in
+processes mode the World's testbed clock, in virtual mode the loop's), and ages and timers run on
+the node's monotonic event-loop clock. What a PC clock fault can still spoil is what is stamped
+with it, so an end that sees a clock **jump** on a link pauses that link's attempts until the
+estimator has re-converged on the new offset (``min_drift_samples`` filtered samples on the
+restarted line, when it can judge faults again): :meth:`HeraldClockSync.paused`. A **drift**
+beyond tolerance is recorded and the link runs on (the line follows the new rate as its window
+turns over; pausing would stop the link for as long as the oscillator stays detuned). Every
+fault is logged (``clock.fault``) and handed to ``on_fault`` handlers (the fault log of a run).
+
 Each end's estimate (offset = station clock - node clock, its uncertainty, drift, one-way delay,
 exchanges, clock faults) is in the node's status (``qnode run`` status lines and ``--json``:
-``clock_sync``) and in its metrics (``qnode_clock_sync_*``). The attempt schedules do not use it:
-in processes mode every process reads one testbed clock, and in the lab the schedules run on the
-hosts' disciplined clocks (docs/deployment.md, "Clocks").
+``clock_sync``) and in its metrics (``qnode_clock_sync_*``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +48,11 @@ from timing.frames import Frame, FrameType
 
 from ..addresses import NodeAddress
 from ..clock import Clock
+from ..logs import event
 from ..loop import EventLoop
 from ..units import MS, US
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,19 @@ class HeraldSyncSettings:
     max_step_ps: int = 1 * MS
     #: Free-running PC crystals are within about ±50 ppm of each other; more is a fault.
     max_drift_ppm: float = 100.0
+
+
+#: Clock sync in a virtual testbed run, which lasts 0.06-0.5 s of simulated time. A request every
+#: 100 us and min-delay selection over 4 give a filtered sample every 0.4 ms; the line judges
+#: steps once it holds 8 samples (3.2 ms after start), so a jump is found within one block
+#: (< 0.5 ms) of happening and an end pauses for the 3.2 ms the restarted line needs. The herald
+#: paths have no queueing (fibre delay only, unless a fault plan delays frames, which the
+#: exchange's own delay in the step margin absorbs), so a step of 10 us is beyond noise. A drift
+#: is judged against the fit's delay resolution (one-way delay / span): with 5-8 us of fibre a
+#: 300 ppm drift shows after ~25 ms of span, so the window (128 samples, 51 ms) must hold that
+#: much. The cost: two 40-byte frames per end every 100 us, next to a link's heralds.
+VIRTUAL_SYNC_SETTINGS = HeraldSyncSettings(interval_ps=100 * US, block=4, window=128,
+                                           max_step_ps=10 * US, max_drift_ppm=100.0)
 
 
 @dataclass(frozen=True)
@@ -107,14 +139,22 @@ class HeraldClockSync:
         self.responders: dict[str, _CountingResponder] = {}
         self._hellos: dict[str, tuple[Any, tuple[NodeAddress, ...]]] = {}
         self.started = False
+        #: ``fn(link, fault)`` for every clock fault an end sees (the run's fault log).
+        self.on_fault: list[Callable[[str, ClockFault], None]] = []
+        #: link -> loop time its attempts were paused at (a jump; until the line re-converged)
+        self._paused: dict[str, int] = {}
+        #: per link: pauses and the loop time spent paused (closed pauses)
+        self.pauses: dict[str, int] = {}
+        self.paused_ps: dict[str, int] = {}
 
     def add_end(self, link: str, endpoint: Any, station: NodeAddress) -> None:
         """This node ends ``link``; ``endpoint`` is its herald endpoint, ``station`` the BSA."""
         s = self.settings
         estimator = TwoWayEstimator(block=s.block, window=s.window,
                                     tolerance=SyncTolerance(s.max_step_ps, s.max_drift_ppm))
-        self.clients[link] = _EndClient(self.loop, endpoint, station, self.clock,
-                                        interval_ps=s.interval_ps, estimator=estimator)
+        client = self.clients[link] = _EndClient(self.loop, endpoint, station, self.clock,
+                                                 interval_ps=s.interval_ps, estimator=estimator)
+        client.on_fault.append(lambda fault, link=link: self._fault(link, fault))
 
     def add_station(self, link: str, endpoint: Any, ends: tuple[NodeAddress, ...]) -> None:
         """This node is the station of ``link``; it answers ``ends`` on ``endpoint``."""
@@ -134,6 +174,36 @@ class HeraldClockSync:
         for client in self.clients.values():
             client.stop()
         self.started = False
+
+    # -- clock faults --------------------------------------------------------------------------------
+    def _fault(self, link: str, fault: ClockFault) -> None:
+        pause = fault.kind == "jump"
+        if pause and link not in self._paused:
+            self._paused[link] = self.loop.now_ps()
+            self.pauses[link] = self.pauses.get(link, 0) + 1
+        unit, scale = ("us", US) if fault.kind == "jump" else ("ppm", 1.0)
+        event(log, logging.WARNING, "clock.fault", node=self.node, link=link, station=fault.station,
+              kind=fault.kind, size=round(fault.value / scale, 6), unit=unit,
+              uncertainty=round(fault.uncertainty / scale, 6), paused=pause)
+        for handler in list(self.on_fault):
+            handler(link, fault)
+
+    def paused(self, link: str) -> bool:
+        """Are this end's attempts on ``link`` paused (a clock jump the line has not re-converged
+        from)? Checked by the link's attempt gate, so the pause ends at the first slot after the
+        restarted line holds ``min_drift_samples`` filtered samples."""
+        since = self._paused.get(link)
+        if since is None:
+            return False
+        est = self.clients[link].estimator
+        need = est.tolerance.min_drift_samples if est.tolerance is not None else 2
+        if est.samples < max(2, need):
+            return True
+        del self._paused[link]
+        self.paused_ps[link] = self.paused_ps.get(link, 0) + self.loop.now_ps() - since
+        event(log, logging.INFO, "clock.resumed", node=self.node, link=link,
+              paused_us=round((self.loop.now_ps() - since) / US, 3))
+        return False
 
     # -- what it knows ------------------------------------------------------------------------------
     def status(self) -> dict[str, LinkSyncStatus]:
@@ -187,5 +257,5 @@ def clock_sync_of(lab: Any) -> HeraldClockSync | None:
     return getattr(links, "sync", None)
 
 
-__all__ = ["HeraldClockSync", "HeraldSyncSettings", "LinkSyncStatus", "clock_sync_of",
-           "sync_lines"]
+__all__ = ["VIRTUAL_SYNC_SETTINGS", "HeraldClockSync", "HeraldSyncSettings", "LinkSyncStatus",
+           "clock_sync_of", "sync_lines"]
