@@ -68,6 +68,12 @@ class CommQubitPool:
         self.qnic.init(index)
         self.released += 1
 
+    def untake(self, index: int) -> None:
+        """The attempt never started (its QNIC call failed): free again, without calling the
+        QNIC that just failed."""
+        self.pending.discard(index)
+        self.taken -= 1
+
     def bound(self, index: int) -> None:
         """The attempt heralded a pair: the qubit now belongs to the pair's consumer."""
         self.pending.discard(index)

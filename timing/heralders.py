@@ -23,6 +23,7 @@ from qnode_fw.loop import EventLoop
 
 from .detection import HeraldDetector
 from .frames import Outcome
+from .recovery import InstrumentRetry
 from .schemes import LinkSchemeParams
 
 #: on_outcome(attempt_id, outcome, herald time (last click; the sync time for a failure))
@@ -49,6 +50,10 @@ class TaggerHeralder:
         self._done: set[int] = set()  # reported recently: a late sync tag must not report again
         self._window_end = self.config.window_start_ps + self.config.window_ps
         self.reported = {o: 0 for o in Outcome}
+        #: the tagger's health: an outage is reported once, reads retry with backoff until it
+        #: answers again (timing.recovery)
+        side = params.station if index is None else params.nodes[index]
+        self.retry = InstrumentRetry(loop, f"tagger of link {params.name} at {side}")
         self._timer = None
         self._running = False
 
@@ -74,8 +79,15 @@ class TaggerHeralder:
         self._timer = None
         if not self._running:
             return
-        self.read()
-        self._arm_every_slot(k + 1)
+        try:
+            self.read()
+        finally:
+            if self.retry.down:
+                # while the tagger is out, the next read after the backoff, on the slot grid
+                t = self.loop.now_ps() + self.retry.delay_ps - self.params.start_ps - self.read_offset_ps
+                self._arm_every_slot(max(k + 1, -(-t // self.params.period_ps)))
+            else:
+                self._arm_every_slot(k + 1)
 
     def expect(self, attempt_id: int) -> None:
         """This node armed attempt ``attempt_id``: read the tagger once its window has closed."""
@@ -90,8 +102,12 @@ class TaggerHeralder:
         self.read()
 
     def read(self) -> None:
+        """Read the tagger and report what it decided. The first error of a tagger outage is
+        raised (for the failure policy); later ones, until a read works, return quietly."""
         now = self.loop.now_ps()
-        batch = self.tagger.read_stream()
+        batch = self.retry.call(self.tagger.read_stream)
+        if batch is None:
+            return
         heralds = self.detector.push(batch, complete_until_ps=now - 1)
         sync = batch.timestamps_ps[batch.channels == self._sync_channel]
         if sync.size:

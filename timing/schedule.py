@@ -9,6 +9,11 @@ Every attempt disturbs stored qubits (emission resets the communication qubit, t
 dephases nearby memories), so the schedule only runs while a :class:`DemandCounter` is positive:
 RuleSets that need pairs raise it, and release it when they have enough. A ``gate`` can veto a
 single attempt (no free communication qubit, optical switch pointing at the other link).
+
+A trigger that raises an :class:`~qnode_fw.errors.InstrumentError` (the AWG stopped answering)
+does not end the schedule: the first error of the outage goes on to the failure policy, and the
+schedule tries again after a bounded backoff (:class:`~timing.recovery.InstrumentRetry`) until
+the trigger works, then attempts in every slot again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import dataclass
 from drivers.awg import AWG
 from qnode_fw.errors import ConfigError
 from qnode_fw.loop import EventLoop, TimerHandle
+
+from .recovery import InstrumentRetry
 
 AttemptListener = Callable[[int, int], None]
 
@@ -131,6 +138,8 @@ class AttemptSchedule:
         self._next_id = 0
         self.fired = 0
         self.vetoed = 0
+        #: the trigger's instrument: retried with backoff through an outage
+        self.retry = InstrumentRetry(loop, f"attempt schedule of {link_name}")
         demand.on_change(self._demand_changed)
         if demand.value > 0:
             self._resume()
@@ -168,9 +177,17 @@ class AttemptSchedule:
             return
         if self.gate is not None and not self.gate(attempt_id):
             self.vetoed += 1
-        else:
+            self._arm()
+            return
+        try:
             for fn in list(self._listeners):
                 fn(attempt_id, t_ps)
-            self.trigger.fire(attempt_id, t_ps)
-            self.fired += 1
-        self._arm()
+            self.retry.call(self.trigger.fire, attempt_id, t_ps)
+            if not self.retry.down:
+                self.fired += 1
+        finally:
+            if self.retry.down:
+                # the trigger's instrument is out: try again after the backoff, in the grid
+                later = self._from_loop(self.loop.now_ps() + self.retry.delay_ps)
+                self._next_id = max(self._next_id, self.config.first_attempt_at_or_after(later))
+            self._arm()

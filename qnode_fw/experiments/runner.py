@@ -131,7 +131,8 @@ def run_experiment(experiment_path: str | Path, testbed_path: str | Path | None 
         failures = InstrumentFailures(
             loaded.config.on_instrument_failure, instrument_names(testbed.nodes), testbed.now_ps,
             on_failure=lambda f: ctx.log("instrument.failed", f.instrument.split("/")[0],
-                                         **{k: v for k, v in f.to_dict().items() if k != "t_ps"}))
+                                         **{k: v for k, v in f.to_dict().items() if k != "t_ps"}),
+            on_recovery=lambda f: ctx.log("instrument.recovered", f["instrument"].split("/")[0], **f))
         failures.guard_run_until(testbed.loop)
         _wait_for_control_links(testbed)
         experiment = cls(ctx)

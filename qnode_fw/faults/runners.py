@@ -205,20 +205,33 @@ class InstrumentFailure:
     message: str
     t_ps: int
     count: int = 1
+    #: outages that ended (the loop that called it got an answer again), failed retries in them,
+    #: and their summed downtime (timing.recovery)
+    recoveries: int = 0
+    retries: int = 0
+    downtime_ps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"instrument": self.instrument, "resource": self.resource, "command": self.command,
-                "message": self.message, "t_ps": self.t_ps, "count": self.count}
+                "message": self.message, "t_ps": self.t_ps, "count": self.count,
+                "recoveries": self.recoveries, "retries": self.retries,
+                "downtime_us": self.downtime_ps / 1e6}
 
 
 class InstrumentFailures:
     """Catches an :class:`InstrumentError` escaping the event loop, names the instrument and
     applies the policy: ``stop`` sets :attr:`stop_reason` (the runner ends the run),
     ``continue`` runs on. Either way the loop is resumed, so whatever the runner does next
-    (running on, or draining and closing) is not cut short by the same dead instrument."""
+    (running on, or draining and closing) is not cut short by the same dead instrument.
+
+    An error from a link-layer loop that retries through the outage
+    (:class:`~timing.recovery.InstrumentRetry`) comes once per outage and carries the retry as
+    ``retrying``: when the instrument answers again, :meth:`recovered` logs
+    ``instrument.recovered`` (``on_recovery`` gets its fields) and counts it on the failure."""
 
     def __init__(self, policy: str, names: dict[str, str], now_ps: Callable[[], int],
-                 on_failure: Callable[[InstrumentFailure], None] | None = None) -> None:
+                 on_failure: Callable[[InstrumentFailure], None] | None = None,
+                 on_recovery: Callable[[dict[str, Any]], None] | None = None) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"unknown instrument failure policy {policy!r}",
                               field="on_instrument_failure", expected=" or ".join(POLICIES))
@@ -226,10 +239,14 @@ class InstrumentFailures:
         self.names = names
         self.now_ps = now_ps
         self.on_failure = on_failure
+        self.on_recovery = on_recovery
         self.failures: dict[str, InstrumentFailure] = {}
         self.stop_reason: str | None = None
 
     def seen(self, exc: InstrumentError) -> InstrumentFailure:
+        retry = getattr(exc, "retrying", None)
+        if retry is not None and self.recovered not in retry.listeners:
+            retry.listeners.append(self.recovered)
         name = self.names.get(exc.resource, exc.resource)
         failure = self.failures.get(name)
         if failure is not None:
@@ -244,6 +261,20 @@ class InstrumentFailures:
         if self.on_failure is not None:
             self.on_failure(failure)
         return failure
+
+    def recovered(self, recovery: Any) -> None:
+        """A loop's instrument answers again (a :class:`~timing.recovery.Recovery`)."""
+        name = self.names.get(recovery.resource, recovery.resource)
+        failure = self.failures.get(name)
+        if failure is not None:
+            failure.recoveries += 1
+            failure.retries += recovery.retries
+            failure.downtime_ps += recovery.downtime_ps
+        fields = {"instrument": name, "part": recovery.part, "command": recovery.command,
+                  "downtime_us": recovery.downtime_ps / 1e6, "retries": recovery.retries}
+        event(log, logging.WARNING, "instrument.recovered", **fields)
+        if self.on_recovery is not None:
+            self.on_recovery(fields)
 
     def guard_run_until(self, loop: Any) -> None:
         """Make ``loop.run_until`` (on this instance) survive instrument errors."""
