@@ -189,7 +189,8 @@ class RepeaterChainNode(NodeRole):
         self.failures = InstrumentFailures(
             self.policy, instrument_names({self.address: self.node}), self.loop.now_ps,
             on_failure=lambda f: self._log("instrument.failed", **{k: v for k, v in f.to_dict().items()
-                                                                   if k != "t_ps"}))
+                                                                   if k != "t_ps"}),
+            on_recovery=lambda f: self._log("instrument.recovered", **f))
         self.failures.guard_run_forever(self.loop, self._stop_for_instrument)
         self.failures.guard_run_until(self.loop)       # finish() drains on the same loop
         if self.plan is None:
