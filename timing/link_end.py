@@ -24,6 +24,7 @@ from collections.abc import Callable
 from drivers.qnic import QNIC
 from drivers.time_tagger import TimeTagger
 from qnode_fw.addresses import QubitAddress
+from qnode_fw.clock import Clock
 from qnode_fw.events import PairReady
 from qnode_fw.logs import event
 from qnode_fw.loop import EventLoop
@@ -46,7 +47,8 @@ class LinkEndRuntime:
                  pool: CommQubitPool, endpoint: HeraldEndpoint, *,
                  on_pair_ready: Callable[[PairReady], None],
                  tagger: TimeTagger | None = None, qubits: tuple[int, ...] | None = None,
-                 fidelity_estimate: float = 0.0, expiry_ps: int | None = None) -> None:
+                 fidelity_estimate: float = 0.0, expiry_ps: int | None = None,
+                 clock: Clock | None = None) -> None:
         self.loop = loop
         self.params = params
         self.index = index
@@ -61,8 +63,10 @@ class LinkEndRuntime:
         self.action_offset_ps = params.action_offset_ps(index)
         self.in_flight_ps = params.in_flight_ps(index)
         self.link_id = link_id_for(params.name)
+        # ``clock``: the node's PC clock, which emission stamps are taken on (default: the loop's);
+        # the attempt grid stays on the loop, the testbed's shared timing reference.
         self.binder = PairBinder(self.node, params.name, self.link_id, self.partner,
-                                 params.herald_origin(index), loop.clock,
+                                 params.herald_origin(index), clock or loop.clock,
                                  on_pair_ready=self._ready, release=self._released,
                                  expiry_ps=expiry_ps or params.binder_expiry_ps(index),
                                  fidelity_estimate=fidelity_estimate, loop=loop)
@@ -102,7 +106,7 @@ class LinkEndRuntime:
         else:
             self.qnic.absorb(q, attempt_id)
         now = self.loop.now_ps()
-        self.binder.record_emission(attempt_id, QubitAddress(self.pool.address, q), now)
+        self.binder.record_emission(attempt_id, QubitAddress(self.pool.address, q))
         if self.heralder is not None:
             self.heralder.expect(attempt_id)
         self.attempts.append((attempt_id, now, q))
@@ -185,6 +189,7 @@ class BsaStationRuntime:
         self.endpoint = endpoint
         self.heralder = TaggerHeralder(loop, tagger, params, None, self._outcome, every_slot=True)
         self.sent: list[tuple[int, Outcome, int]] = []
+        self._last_herald_ps = -(1 << 62)
 
     def start(self) -> None:
         self.heralder.start()
@@ -195,6 +200,11 @@ class BsaStationRuntime:
     def _outcome(self, attempt_id: int, outcome: Outcome, t_ps: int) -> None:
         if outcome is Outcome.FAILURE and not self.params.send_failures:
             return
+        if outcome.bell_state is not None:
+            # A herald names its pair <station, herald time>: never twice, even if the tagger's
+            # timebase restarted (a reconnect), or two heralds carried one time.
+            t_ps = max(int(t_ps), self._last_herald_ps + 1)
+            self._last_herald_ps = t_ps
         for node in self.params.nodes:
             self.endpoint.send(node, FrameType.HERALD, attempt_id, t_ps, outcome)
         self.sent.append((attempt_id, outcome, t_ps))

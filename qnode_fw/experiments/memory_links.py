@@ -28,6 +28,11 @@ ports, communication-qubit shares) and each node's ``transceiver:`` into a
    link (fibre delay);
 5. **binding** – each end's :class:`~timing.binding.PairBinder` binds the outcome to the qubit that
    acted in that attempt and raises ``PairReady`` into the node's RuleSet executor.
+6. **clock sync** – over each ``both_endpoints`` link's herald link, each end runs a clock-sync
+   client towards the station and the station answers (:class:`~qnode_fw.testbed.herald_sync.
+   HeraldClockSync` per node, :data:`~qnode_fw.testbed.herald_sync.VIRTUAL_SYNC_SETTINGS`), each
+   on its node's PC clock (``VirtualTestbed.clocks``), which also stamps the emissions; an end
+   pauses its attempts on a link while its sync re-converges from a clock jump.
 
 A QNIC serving several links gives each a share of its communication qubits (in the order the
 node file lists the links); the links of a transceiver share its whole part. Nothing here decides
@@ -199,6 +204,8 @@ class MemoryLinks:
         self._awg_channels: dict[str, int] = {}
         #: (node, qubit) -> its latest link pair came from a herald the simulator left unentangled
         self._false_qubits: dict[tuple[str, QubitAddress], bool] = {}
+        #: node -> its clock sync over the herald links (step 6 of the module docstring)
+        self.syncs: dict[str, object] = {}
         specs, transceivers = resolve_links(self.tb.config, physics, self.loop.now_ps(), schemes)
         switched = {(t.node, name) for t in transceivers.values() for name in t.routes}
         for spec in specs:
@@ -207,6 +214,8 @@ class MemoryLinks:
             self.transceivers[t.node] = self._build_transceiver(t)
         if self._marker_routes:
             ctx.world.marker_listeners.append(self._marker_edge)
+        for sync in self.syncs.values():
+            sync.start()
 
     # -- building -----------------------------------------------------------------------------
     def _build(self, spec: LinkSpec, switched: set[tuple[str, str]]) -> LinkRun:
@@ -241,6 +250,9 @@ class MemoryLinks:
                 herald.set_delay(params.station, node, params.delay_ps(i))
             runtime = BsaStationRuntime(self.loop, params, reads[params.station],
                                         herald.endpoint(params.station))
+            self._sync(params.station).add_station(name, herald.endpoint(params.station), params.nodes)
+            for node in params.nodes:
+                self._sync(node).add_end(name, herald.endpoint(node), params.station)
         elif scheme is LinkScheme.MIDPOINT_SOURCE:
             herald.set_delay(a, b, params.delay_ps(0) + params.delay_ps(1))
         else:
@@ -266,7 +278,7 @@ class MemoryLinks:
                                  on_pair_ready=lambda ev, n=node_name, r=run: self._ready(n, r, ev),
                                  tagger=reads.get(node_name) if params.heralds_locally(i) else None,
                                  qubits=spec.shares[node_name], fidelity_estimate=spec.fidelity,
-                                 expiry_ps=expiry)
+                                 expiry_ps=expiry, clock=self._clock(node_name))
             run.ends[node_name] = end
             run.qubits[node_name] = spec.shares[node_name]
             run.pairs_ready[node_name] = 0
@@ -345,7 +357,20 @@ class MemoryLinks:
     def _gate(self, node, end, partner: str) -> Callable[[int], bool]:
         limit = self.physics.max_pairs_per_link
         ex = node.executor
-        return lambda m: end.can_attempt() and ex.pairs_with(partner) < limit
+        sync, link = self._sync(node.address), end.params.name
+        return lambda m: end.can_attempt() and ex.pairs_with(partner) < limit and not sync.paused(link)
+
+    def _clock(self, node: str):
+        """``node``'s PC clock (the loop's on a testbed without node clocks)."""
+        return getattr(self.tb, "clocks", {}).get(node, self.loop.clock)
+
+    def _sync(self, node: str):
+        from ..testbed.herald_sync import VIRTUAL_SYNC_SETTINGS, HeraldClockSync
+
+        if node not in self.syncs:
+            self.syncs[node] = HeraldClockSync(node, self.loop, VIRTUAL_SYNC_SETTINGS,
+                                               clock=self._clock(node))
+        return self.syncs[node]
 
     def _awg_schedule(self, node, run: LinkRun, end, demand, partner: str, channel: int):
         """One schedule event per grid cycle: a bus trigger plays an AWG burst of ``n`` attempt
@@ -488,7 +513,8 @@ class MemoryLinks:
 
     def _ready(self, node: str, run: LinkRun, ev: PairReady) -> None:
         run.pairs_ready[node] += 1
-        run.herald_latency_ps.append(self.loop.now_ps() - ev.created_ps)
+        run.herald_latency_ps.append(self.loop.now_ps() - (ev.created_mono_ps if ev.created_mono_ps
+                                                           is not None else ev.created_ps))
         k = ev.attempt_id
         if k not in run.bound:
             # the first end to bind: the other end's qubit still waits, untouched, so the
@@ -596,6 +622,8 @@ class MemoryLinks:
                 d.release(d.value)
 
     def stop_stations(self) -> None:
+        for sync in self.syncs.values():
+            sync.stop()
         for run in self.links.values():
             if run.read_timer is not None:
                 run.read_timer.cancel()

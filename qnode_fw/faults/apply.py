@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..logs import event
 from ..loop import EventLoop
 from ..rng import RandomStreams
-from .clocks import apply_clock_fault, check_adjustable
+from .clocks import DetectedClockFault, apply_clock_fault, check_adjustable
 from .instruments import InstrumentFaultShim, arm_emulator
 from .messages import MessageFaultStats, TransmitShim, shim_control_link, shim_herald_endpoint
 from .plan import FaultPlan, InstrumentFault, seconds_ps
@@ -43,6 +43,8 @@ class FaultTargets:
     instruments: Mapping[tuple[NodeAddress, str], Any] = field(default_factory=dict)
     emulators: Mapping[tuple[NodeAddress, str], Any] = field(default_factory=dict)
     clocks: Mapping[NodeAddress, Any] = field(default_factory=dict)           # SimulatedClock
+    #: The nodes' clock sync over the herald links (HeraldClockSync): what they detect is kept.
+    clock_syncs: Sequence[Any] = ()
     #: ``crash(node)`` kills the node without a goodbye; ``restart(node)`` starts it afresh.
     crash: Callable[[NodeAddress], None] | None = None
     restart: Callable[[NodeAddress], None] | None = None
@@ -70,7 +72,10 @@ class AppliedFaults:
     message_shims: dict[str, TransmitShim] = field(default_factory=dict)
     instrument_shims: dict[str, InstrumentFaultShim] = field(default_factory=dict)
     log: list[InjectedFault] = field(default_factory=list)
+    #: clock faults the nodes' clock sync detected (injected or not), in the order seen
+    clock_faults: list[DetectedClockFault] = field(default_factory=list)
     _timers: list = field(default_factory=list)
+    _watches: list = field(default_factory=list)      # (HeraldClockSync, handler)
 
     def message_stats(self, plane: str | None = None) -> MessageFaultStats:
         """Totals over every shim, or over one plane (``control`` / ``herald``)."""
@@ -90,6 +95,7 @@ class AppliedFaults:
         out["events"] = [{"t_ps": e.t_ps, "kind": e.kind, "target": e.target, "detail": e.detail}
                          for e in self.log]
         out["instrument_faults_fired"] = {k: len(s.fired) for k, s in self.instrument_shims.items()}
+        out["clock_faults"] = [c.to_dict() for c in self.clock_faults]
         return out
 
     def remove(self) -> None:
@@ -101,6 +107,10 @@ class AppliedFaults:
             shim.remove()
         for ishim in self.instrument_shims.values():
             ishim.remove()
+        for sync, handler in self._watches:
+            if handler in sync.on_fault:
+                sync.on_fault.remove(handler)
+        self._watches.clear()
 
 
 def apply_fault_plan(plan: FaultPlan, targets: FaultTargets) -> AppliedFaults:
@@ -179,6 +189,17 @@ def apply_fault_plan(plan: FaultPlan, targets: FaultTargets) -> AppliedFaults:
         at(crash.crash_at_s, do_crash)
 
     # -- clocks -----------------------------------------------------------------------------------
+    # What clock sync detects is kept whether the plan injected it or not (a real PC may step).
+    for sync in targets.clock_syncs:
+        def seen(link: str, fault: Any) -> None:
+            applied.clock_faults.append(DetectedClockFault.of(loop.now_ps(), link, fault))
+
+        sync.on_fault.append(seen)
+        applied._watches.append((sync, seen))
+    if plan.clocks and not any(sync.clients or sync.responders for sync in targets.clock_syncs):
+        # Said, not silently skipped: nothing stamps with these clocks or could see them step.
+        event(log, logging.WARNING, "faults.clocks-unused",
+              reason="the experiment runs no clock sync over a herald link")
     for i, cf in enumerate(plan.clocks):
         if not mine(cf.node, f"faults.clocks[{i}].node"):
             continue

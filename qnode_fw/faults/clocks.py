@@ -1,14 +1,26 @@
-"""Clock faults: a node's oscillator steps, or starts drifting beyond what sync tolerates.
+"""Clock faults: a node's oscillator steps, or starts drifting beyond what sync tolerates; and
+what clock sync saw of them.
 
 They act on a :class:`~timing.clock_sync.SimulatedClock` (``local = true + offset + drift *
-true``), the node clock the timing layer reads in both testbed modes; the truth underneath (the
-event loop's clock) never moves backwards. A drift change keeps the clock continuous: only the
-rate changes at the fault time, so any step seen comes from ``jump_us`` alone.
+true``), the node's PC clock in both testbed modes (``VirtualTestbed.clocks``,
+``NodeLinks.clock``): what the node stamps emissions and clock-sync exchanges with. The truth
+underneath (the event loop's clock, the testbed's shared timing reference and every node's
+monotonic clock) never moves backwards. A drift change keeps the clock continuous: only the rate
+changes at the fault time, so any step seen comes from ``jump_us`` alone.
+
+:class:`DetectedClockFault` is one fault an end's clock sync reported on a link, as the run
+record keeps it (``clock.fault`` events, ``faults.clock_faults`` in summary.json).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from timing.clock_sync import ClockFault as SyncClockFault
 from timing.clock_sync import SimulatedClock
+
+from ..units import US
 
 from ..errors import ConfigError
 from .plan import ClockFault
@@ -30,3 +42,32 @@ def apply_clock_fault(clock: SimulatedClock, fault: ClockFault) -> None:
         clock.offset_ps += int(round((clock.drift_ppm - fault.drift_ppm) * 1e-6 * true_ps))
         clock.drift_ppm = float(fault.drift_ppm)
     clock.offset_ps += fault.jump_ps
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedClockFault:
+    """One clock fault clock sync reported at ``node`` (an end) on ``link`` towards ``station``:
+    ``kind`` jump (``size`` the step of station minus node clock, us) or drift (``size`` the
+    fitted drift of the station against the node, ppm), within ``uncertainty`` (same unit), beyond
+    ``limit``; ``t_ps`` the loop time it was reported."""
+
+    t_ps: int
+    node: str
+    link: str
+    station: str
+    kind: str
+    size: float
+    unit: str
+    uncertainty: float
+    limit: float
+
+    @classmethod
+    def of(cls, t_ps: int, link: str, fault: SyncClockFault) -> "DetectedClockFault":
+        unit, scale = ("us", US) if fault.kind == "jump" else ("ppm", 1.0)
+        return cls(int(t_ps), fault.node, link, fault.station, fault.kind, fault.value / scale,
+                   unit, fault.uncertainty / scale, fault.limit / scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t_ps": self.t_ps, "node": self.node, "link": self.link, "station": self.station,
+                "kind": self.kind, "size": self.size, "unit": self.unit,
+                "uncertainty": self.uncertainty, "limit": self.limit}

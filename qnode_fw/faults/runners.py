@@ -5,10 +5,12 @@ link layer's side of a node crash, the instrument-failure policy and the run rec
   testbed --fault`` over it (:meth:`FaultPlan.with_overrides`).
 * :func:`virtual_fault_targets` - the virtual testbed: every node's control link, the herald
   endpoints of the experiment's memory links, every instrument and QNIC keyed ``(node, name)``,
-  and :meth:`VirtualTestbed.crash` / :meth:`~VirtualTestbed.restart`, with the link layer of a
-  crashed node stopped (attempts, emissions waiting for a herald, station reads).
+  every node's PC clock and clock sync, and :meth:`VirtualTestbed.crash` /
+  :meth:`~VirtualTestbed.restart`, with the link layer of a crashed node stopped (attempts,
+  emissions waiting for a herald, station reads).
 * :func:`node_fault_targets` - one node process (``qnode run --experiment``, processes mode): its
-  own control link, its herald endpoints and instruments, ``only_node`` its address.
+  own control link, its herald endpoints, instruments, PC clock and clock sync, ``only_node`` its
+  address.
 * :class:`InstrumentFailures` - an :class:`~qnode_fw.errors.InstrumentError` that escapes the
   node software into the event loop is a failed instrument: it is named (``node/instrument``)
   and recorded, and the experiment's ``on_instrument_failure`` says whether the run stops there
@@ -52,15 +54,11 @@ def run_fault_plan(experiment_plan: FaultPlan | None, fault_string: str | None) 
 def check_plan_for_runner(plan: FaultPlan, file: str, addresses: list[str], *,
                           processes: bool) -> None:
     """Refuse, before anything starts, what this runner cannot inject: a node the testbed has
-    not and clock faults (both runners run a node's timing on the loop's clock, which never
-    steps; clock faults are exercised on a simulated node clock, tests/faults/test_clock_faults.py).
-    Node crashes in processes mode are checked by the processes runner (they need the
+    not. Clock faults run in both modes, on each node's PC clock (a SimulatedClock over the
+    loop's). Node crashes in processes mode are checked by the processes runner (they need the
     experiment's ``on_peer_failure: continue``)."""
-    if plan.clocks:
-        raise ConfigError("the testbed runners have no node clock a fault can step (nodes run on "
-                          "the loop's clock)", file=file, field="faults.clocks",
-                          expected="no clocks: faults in a testbed run")
-    for kind, entries in (("instruments", plan.instruments), ("nodes", plan.nodes)):
+    for kind, entries in (("instruments", plan.instruments), ("nodes", plan.nodes),
+                          ("clocks", plan.clocks)):
         for i, entry in enumerate(entries):
             if entry.node is not None and entry.node not in addresses:
                 raise ConfigError(f"no node {entry.node!r} in this testbed", file=file,
@@ -106,6 +104,7 @@ def virtual_fault_targets(plan: FaultPlan, testbed: Any, experiment: Any, stream
                               expected="a repeater or a station (or run --processes)")
     links = _memory_links(experiment)
     endpoints: list[Any] = []
+    syncs: list[Any] = list(links.syncs.values()) if links is not None else []
     if links is not None:
         for run in links.links.values():
             station = [run.station_runtime.endpoint] if run.station_runtime is not None else []
@@ -123,6 +122,7 @@ def virtual_fault_targets(plan: FaultPlan, testbed: Any, experiment: Any, stream
     return FaultTargets(testbed.loop, streams,
                         control_links={a: n.control for a, n in testbed.nodes.items()},
                         herald_endpoints=endpoints, instruments=instruments,
+                        clocks=dict(testbed.clocks), clock_syncs=syncs,
                         crash=testbed.crash, restart=testbed.restart,
                         nodes=list(testbed.nodes), origin_ps=origin_ps)
 
@@ -183,11 +183,15 @@ def node_fault_targets(lab: Any, role: Any, streams: RandomStreams, origin_ps: i
     :class:`~qnode_fw.testbed.lab.LabNode`, ``role`` its started experiment role."""
     node = lab.node
     endpoints: list[Any] = []
+    clocks: dict[str, Any] = {}
+    syncs: list[Any] = []
     links = getattr(role, "links", None)
     if links is not None:
         endpoints = [part.endpoint for part in [*links.ends.values(), *links.stations.values()]]
+        clocks, syncs = {node.address: links.clock}, [links.sync]
     return FaultTargets(lab.loop, streams, control_links={node.address: node.control},
                         herald_endpoints=endpoints, instruments=instruments_by_key(node),
+                        clocks=clocks, clock_syncs=syncs,
                         nodes=list(lab.testbed.config.addresses), only_node=node.address,
                         origin_ps=origin_ps)
 
@@ -325,15 +329,21 @@ class FaultLog:
         self.failures = failures
         self.node = node
         self._written = 0
+        self._detected = 0
 
     def flush(self) -> None:
         new = self.applied.log[self._written:]
         self._written = len(self.applied.log)
+        seen = self.applied.clock_faults[self._detected:]
+        self._detected = len(self.applied.clock_faults)
         if self.record is None:
             return
         for e in new:
             self.record.event(e.t_ps, "fault.injected", self.node, kind=e.kind, target=e.target,
                               detail=e.detail)
+        for c in seen:
+            self.record.event(c.t_ps, "clock.fault", c.node,
+                              **{k: v for k, v in c.to_dict().items() if k not in ("t_ps", "node")})
 
     def summary(self) -> dict[str, Any]:
         self.flush()

@@ -227,8 +227,14 @@ class NodeLinks:
         self.stations: dict[str, StationLink] = {}
         self.pools: dict[int, Any] = {}
         self._routes: dict[tuple[str, int], EndLink] = {}
+        from timing.clock_sync import SimulatedClock
+
+        #: This node's PC clock, which it stamps emissions and clock-sync exchanges with: true
+        #: (the testbed clock) until a fault plan's ``clocks:`` steps or detunes it. The attempt
+        #: grid stays on the hardware loop, the testbed's shared timing reference.
+        self.clock = SimulatedClock(self.loop.clock)
         #: Two-way clock sync with each link's station over the herald links (herald_sync).
-        self.sync = HeraldClockSync(self.address, self.loop)
+        self.sync = HeraldClockSync(self.address, self.loop, clock=self.clock)
         awg_channel = 0
         for plan in self.plans:
             mine = self.address in plan.nodes
@@ -271,7 +277,7 @@ class NodeLinks:
             end.runtime = LinkEndRuntime(self.hw, plan.params, i, qnic, self.pools[qnic_addr], endpoint,
                                          on_pair_ready=lambda ev, e=end: self._ready(e, ev),
                                          qubits=plan.shares[self.address],
-                                         fidelity_estimate=plan.fidelity)
+                                         fidelity_estimate=plan.fidelity, clock=self.clock)
             awg_channel += 1
             end.schedule = self._awg_schedule(end, partner, awg_channel)
             self.ends[plan.name] = end
@@ -316,7 +322,8 @@ class NodeLinks:
         schedule = AttemptSchedule(
             self.hw, end.plan.name, ScheduleConfig(params.start_ps, cycle * params.period_ps,
                                                    params.window_ps),
-            trigger, end.demand, gate=lambda m: runtime.can_attempt() and ex.pairs_with(partner) < limit,
+            trigger, end.demand, gate=lambda m: runtime.can_attempt() and ex.pairs_with(partner) < limit
+            and not self.sync.paused(end.plan.name),
             to_loop_time=lambda t: t + offset, from_loop_time=lambda t: t - offset)
         schedule.on_attempt(lambda m, t: end.armed.update(range(m * cycle, m * cycle + share)))
         return schedule
@@ -349,7 +356,8 @@ class NodeLinks:
     # -- pairs ------------------------------------------------------------------------------------
     def _ready(self, end: EndLink, ev: PairReady) -> None:
         end.pairs_ready += 1
-        end.herald_latency_ps.append(self.loop.now_ps() - ev.created_ps)
+        end.herald_latency_ps.append(self.loop.now_ps() - (ev.created_mono_ps if ev.created_mono_ps
+                                                           is not None else ev.created_ps))
         if self.record is not None:
             self.record.event(self.loop.now_ps(), "link.pair", self.address, link=end.plan.name,
                               qubit=str(ev.qubit), name=str(ev.name), bell_state=ev.bell_state.value,

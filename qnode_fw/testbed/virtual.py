@@ -13,6 +13,12 @@ re-initialised) and drops whatever its software had scheduled to send; the resta
 control link back with a new boot id and fresh per-peer state, so peers see "peer restarted".
 Parts built around a node by an experiment (its link layer) follow through ``on_crash`` and
 ``on_restart``.
+
+Each node has its own PC clock (:attr:`VirtualTestbed.clocks`, a
+:class:`~timing.clock_sync.SimulatedClock` over the loop's, true until a fault plan's
+``clocks:`` steps or detunes it): what the node's software stamps with (emission stamps, clock
+sync exchanges). The loop's clock is the testbed's shared timing reference, which the attempt
+grid runs on, and every node's monotonic clock, which timers and ages run on.
 """
 
 from __future__ import annotations
@@ -77,6 +83,11 @@ class VirtualTestbed:
                                      missed_heartbeats=settings.missed_heartbeats,
                                      retransmit_ps=retransmit)
         costs = link_costs(self.config.nodes)
+        from timing.clock_sync import SimulatedClock
+
+        #: Every node's PC clock (module docstring): offset 0 and drift 0 unless a fault changes it.
+        self.clocks: dict[str, SimulatedClock] = {a: SimulatedClock(self.loop.clock)
+                                                  for a in self.config.addresses}
         self.nodes: dict[str, Node] = {}
         for cfg in self.config.nodes:
             peers = [n for n in self.config.addresses if n != cfg.address]
