@@ -751,6 +751,9 @@ def _merge_faults(figures: dict[str, dict], injected: list[dict[str, Any]] | Non
         out[plane] = total
     out["events"] = sorted([*({**e, "node": a} for a, f in per_node.items() for e in f.get("events", [])),
                             *injected, *peer_events], key=lambda e: e["t_ps"])
+    # Each end's clock sync reports its own (each entry names its node already).
+    out["clock_faults"] = sorted((c for f in per_node.values() for c in f.get("clock_faults", [])),
+                                 key=lambda c: c["t_ps"])
     counts: dict[str, int] = {}
     for e in out["events"]:
         counts[e["kind"]] = counts.get(e["kind"], 0) + 1
