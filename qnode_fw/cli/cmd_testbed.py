@@ -152,6 +152,10 @@ def fault_lines(faults: dict) -> list[str]:
                          f"{st['delayed']} delayed")
     for e in faults.get("events", []):
         lines.append(f"  fault at {e['t_ps'] / 1e9:.3f} ms: {e['kind']} {e['target']} ({e['detail']})")
+    for c in faults.get("clock_faults", []):
+        lines.append(f"  clock {c['kind']} seen at {c['t_ps'] / 1e9:.3f} ms by {c['node']} on {c['link']}: "
+                     f"{c['size']:+.3f} +- {c['uncertainty']:.3f} {c['unit']} (station {c['station']} "
+                     f"minus {c['node']}; tolerance {c['limit']:g} {c['unit']})")
     for f in faults.get("instrument_failures", []):
         lines.append(f"  instrument {f['instrument']} failed ({f['count']}x): {f['message']}")
     return lines
