@@ -25,6 +25,7 @@ from drivers.qnic import QNIC
 from drivers.time_tagger import TimeTagger
 from qnode_fw.addresses import QubitAddress
 from qnode_fw.clock import Clock
+from qnode_fw.errors import InstrumentError
 from qnode_fw.events import PairReady
 from qnode_fw.logs import event
 from qnode_fw.loop import EventLoop
@@ -101,10 +102,14 @@ class LinkEndRuntime:
     def attempt(self, attempt_id: int) -> int:
         """Emit or arm a free communication qubit for ``attempt_id`` now; returns its index."""
         q = self.pool.take(self.qubits)
-        if self.role is EndRole.EMIT:
-            self.qnic.emit(q, attempt_id)
-        else:
-            self.qnic.absorb(q, attempt_id)
+        try:
+            if self.role is EndRole.EMIT:
+                self.qnic.emit(q, attempt_id)
+            else:
+                self.qnic.absorb(q, attempt_id)
+        except InstrumentError:
+            self.pool.untake(q)       # the QNIC failed: no attempt, the qubit is free again
+            raise
         now = self.loop.now_ps()
         self.binder.record_emission(attempt_id, QubitAddress(self.pool.address, q))
         if self.heralder is not None:

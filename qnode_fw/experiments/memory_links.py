@@ -400,7 +400,7 @@ class MemoryLinks:
             self.loop, run.name, ScheduleConfig(params.start_ps, cycle * params.period_ps, params.window_ps),
             trigger, demand, gate=self._gate(node, end, partner),
             to_loop_time=lambda t: t + offset, from_loop_time=lambda t: t - offset)
-        schedule.on_attempt(lambda m, t: armed.update(range(m * cycle, m * cycle + share)))
+        schedule.on_attempt(lambda m, t: arm_burst(armed, m, cycle, share))
         return schedule
 
     def _arming_schedule(self, node, run: LinkRun, end, demand, partner: str):
@@ -505,11 +505,16 @@ class MemoryLinks:
         """Read the BSA tagger every ``station_read_us`` (not every slot: one read per slot of a
         MHz schedule would cost far more than the physics); each read decides every attempt
         whose window has closed."""
-        # Nothing can be undecided when the last attempt's photons arrived two reads ago.
-        if self.loop.now_ps() <= run.last_slot_ps + 2 * int(round(self.physics.station_read_us * US)):
-            run.station_runtime.heralder.read()
-        run.read_timer = self.loop.call_later(int(round(self.physics.station_read_us * US)),
-                                              self._read_station, run)
+        every_ps = int(round(self.physics.station_read_us * US))
+        retry = run.station_runtime.heralder.retry
+        try:
+            # Nothing can be undecided when the last attempt's photons arrived two reads ago.
+            if retry.down or self.loop.now_ps() <= run.last_slot_ps + 2 * every_ps:
+                run.station_runtime.heralder.read()
+        finally:
+            # a tagger outage ends no station: it reads again after the backoff until it answers
+            run.read_timer = self.loop.call_later(retry.delay_ps if retry.down else every_ps,
+                                                  self._read_station, run)
 
     def _ready(self, node: str, run: LinkRun, ev: PairReady) -> None:
         run.pairs_ready[node] += 1
@@ -677,6 +682,15 @@ class MemoryLinks:
                 dtype=[("link", "U32"), ("attempt_id", "<i8"), ("start_ps", "<i8"), ("end_ps", "<i8")]))
 
 
+def arm_burst(armed: set[int], m: int, cycle: int, share: int) -> None:
+    """Grid cycle ``m``'s burst is about to be triggered: its slots wait for their marker edges.
+    Slots of cycles before the last one are forgotten: their burst never played (the AWG failed
+    to trigger) or its edges are long past."""
+    stale = [k for k in armed if k < (m - 1) * cycle]
+    armed.difference_update(stale)
+    armed.update(range(m * cycle, m * cycle + share))
+
+
 class _TaggerTap:
     """A time tagger whose every read also goes to the run record and to an observer (``fn(link,
     batch)``); all other calls pass through."""
@@ -707,4 +721,4 @@ def fibre_transmission(km: float, db_per_km: float) -> float:
 
 
 __all__ = ["DetectorSettings", "LinkPhysics", "LinkRun", "MemoryLinks", "TransceiverRun",
-           "fibre_transmission"]
+           "arm_burst", "fibre_transmission"]

@@ -291,6 +291,8 @@ class NodeLinks:
         loop, so the trigger, the edges and the emissions carry the exact slot times."""
         from timing.schedule import AttemptSchedule, AwgMarkerTrigger, ScheduleConfig
 
+        from ..experiments.memory_links import arm_burst
+
         cfg = self.node.config
         awg_name = instrument_of(cfg, InstrumentKind.AWG)
         awg = self.node.instruments[awg_name]
@@ -325,7 +327,7 @@ class NodeLinks:
             trigger, end.demand, gate=lambda m: runtime.can_attempt() and ex.pairs_with(partner) < limit
             and not self.sync.paused(end.plan.name),
             to_loop_time=lambda t: t + offset, from_loop_time=lambda t: t - offset)
-        schedule.on_attempt(lambda m, t: end.armed.update(range(m * cycle, m * cycle + share)))
+        schedule.on_attempt(lambda m, t: arm_burst(end.armed, m, cycle, share))
         return schedule
 
     def _marker_edge(self, awg: str, channel: int, marker: int, t_ps: int) -> None:
@@ -350,8 +352,13 @@ class NodeLinks:
         self.sync.start()
 
     def _read(self, st: StationLink) -> None:
-        st.runtime.heralder.read()
-        st.timer = self.loop.call_later(int(round(self.physics.station_read_us * US)), self._read, st)
+        retry = st.runtime.heralder.retry
+        try:
+            st.runtime.heralder.read()
+        finally:
+            # a tagger outage ends no station: it reads again after the backoff until it answers
+            st.timer = self.loop.call_later(retry.delay_ps if retry.down else
+                                            int(round(self.physics.station_read_us * US)), self._read, st)
 
     # -- pairs ------------------------------------------------------------------------------------
     def _ready(self, end: EndLink, ev: PairReady) -> None:
