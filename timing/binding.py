@@ -194,7 +194,7 @@ class PairBinder:
         if name in self.pairs:
             # Two pairs under one name would let a message for one act on the other.
             self.stats.repeated_name += 1
-            event(log, logging.WARNING, "herald-repeated-name", link=self.link_name, name=str(name),
+            event(log, logging.WARNING, "herald-repeated-name", link=self.link_name, pair=str(name),
                   attempt=frame.attempt_id)
             self.release(em.qubit)
             return None

@@ -112,3 +112,140 @@ def test_a_clock_jump_never_holds_a_qubit_past_its_expiry(jump_us):
     assert released == []                       # not early
     loop.run_until(2 * MS)
     assert released == [QubitAddress(0, 3)]     # not late
+
+
+# -- what a node-clock fault must not spoil: ages, swapped pairs' ages, pair names ---------------
+
+def ager_rig(jump_us: float):
+    """An end node A: a binder stamping emissions on A's PC clock, feeding a RuleSet executor
+    whose only way to end a pair is the discard timer (PairAgeOver 1 ms)."""
+    from ruleset_recording_qnic import RecordingQNIC
+
+    from qnode_fw.addresses import QubitAddress
+    from qnode_fw.ruleset import model as m
+    from qnode_fw.ruleset.executor import RuleSetExecutor
+    from timing.binding import PairBinder
+    from timing.frames import Frame, FrameType, Outcome, link_id_for
+
+    loop = EventLoop(VirtualClock())
+    node = SimulatedClock(loop.clock)
+    ex = RuleSetExecutor("A", loop, [RecordingQNIC(0, 4, ())], send=lambda p, msg: None,
+                         deliver=lambda ev: None)
+    ex.install(m.RuleSet("rs", "A", "conn", (m.Stage("s", (
+        m.Rule("discard", ("B",), (m.PairAgeOver("B", 1 * MS),), (m.Free("B"),)),
+        m.Rule("never", ("B",), (m.SwapResultArrived("B", 1),), (m.PauliCorrection("B"), m.Free("B"))),
+    )),)))
+    readies = []
+
+    def ready(ev):
+        readies.append(ev)
+        ex.on_pair_ready(ev)
+
+    binder = PairBinder("A", "A-B", link_id_for("A-B"), "B", "bsa", node, on_pair_ready=ready,
+                        expiry_ps=100 * US, loop=loop)
+    binder.attach_frame = lambda t: binder.on_herald("bsa", Frame(
+        FrameType.HERALD, link_id_for("A-B"), 1, 7, t, Outcome.PSI_PLUS))
+    apply_yaml(loop, node, f"clocks: [{{node: A, at_s: 0.0005, jump_us: {jump_us}}}]")
+    loop.call_at(1 * MS, binder.record_emission, 7, QubitAddress(0, 1))
+    loop.call_at(1 * MS + 20 * US, binder.attach_frame, 1 * MS + 10 * US)
+    return loop, ex, readies
+
+
+@pytest.mark.parametrize("jump_us", [500.0, -500.0])
+def test_a_node_clock_jump_never_holds_a_pair_past_its_ruleset_cutoff(jump_us):
+    """A forward jump of the PC clock before the emission stamps the pair 500 us late; aged on
+    that stamp (the executor's old rule, created_ps + limit on the loop) the pair would outlive
+    its 1 ms discard timer by the jump. Ages run on the loop's monotonic clock: freed exactly at
+    the cutoff, neither late nor (a backward jump) early."""
+    from qnode_fw.addresses import QubitAddress
+
+    loop, ex, readies = ager_rig(jump_us)
+    loop.run_until(2 * MS)
+    (ev,) = readies
+    assert ev.created_ps == 1 * MS + jump_us * US          # the stamp is on the jumped PC clock
+    assert ev.created_mono_ps == 1 * MS                     # the age is not
+    assert ex.held_qubits() == {QubitAddress(0, 1)}         # not early
+    loop.run_until(2 * MS + 1)
+    assert ex.held_qubits() == set()                        # not late: freed at its cutoff
+
+
+def test_a_swapped_pair_is_aged_from_the_receivers_own_half_not_the_swappers_clock():
+    """A SwapResult says how much older the new pair's oldest half is than the receiver's half
+    (older_ps, one duration on the swapper's clock); its created_ps is on the swapper's clock,
+    which the receiver cannot read, and is not used for the age."""
+    from ruleset_recording_qnic import RecordingQNIC
+
+    from qnode_fw.addresses import PairName, QubitAddress
+    from qnode_fw.bell import BellState
+    from qnode_fw.events import PairReady
+    from qnode_fw.ruleset import model as m
+    from qnode_fw.ruleset.executor import PairDelivered, RuleSetExecutor
+    from qnode_fw.ruleset.messages import SwapResult, message_from_wire
+
+    loop = EventLoop(VirtualClock())
+    got = []
+    ex = RuleSetExecutor("A", loop, [RecordingQNIC(0, 4, ())], send=lambda p, msg: None,
+                         deliver=got.append)
+    ex.install(m.RuleSet("rs", "A", "conn", (
+        m.Stage("wait", (m.Rule("correct", ("B",), (m.SwapResultArrived("B", 4),),
+                                (m.PauliCorrection("B"), m.Promote("B"))),)),
+        m.Stage("done", (m.Rule("deliver", ("C",), (m.EnoughResources("C"),), (m.Deliver("C"),)),)),
+    )))
+    loop.run_until(5 * MS)
+    mine = PairName("bsa", 4 * MS)
+    ex.on_pair_ready(PairReady(QubitAddress(0, 1), mine, "B", BellState.PHI_PLUS, "A-B", 1,
+                               123_456_789_000, 0.9, 4 * MS))
+    # The swapper's clock is 1 s ahead of everything here; its pair with C is 300 us older.
+    msg = SwapResult("rs", 4, 1, "B", mine, 0, 0, "C", PairName("B", 5 * MS), 0.8,
+                     10**12 + 3700 * US, 300 * US)
+    ex.on_message("B", message_from_wire(msg.to_wire()))
+    (d,) = [e for e in got if isinstance(e, PairDelivered)]
+    assert d.created_ps == 4 * MS - 300 * US
+
+
+def test_a_repeated_pair_name_binds_nothing_and_frees_its_qubit():
+    from qnode_fw.addresses import PairName, QubitAddress
+    from timing.binding import PairBinder
+    from timing.frames import Frame, FrameType, Outcome, link_id_for
+
+    loop = EventLoop(VirtualClock())
+    released, bound = [], []
+    binder = PairBinder("A", "A-B", link_id_for("A-B"), "B", "bsa", loop.clock,
+                        on_pair_ready=bound.append, release=released.append, expiry_ps=1 * MS,
+                        loop=loop)
+    for attempt, qubit in ((1, 0), (2, 1)):
+        binder.record_emission(attempt, QubitAddress(0, qubit))
+        binder.on_herald("bsa", Frame(FrameType.HERALD, link_id_for("A-B"), attempt, attempt,
+                                      777, Outcome.PSI_MINUS))
+    assert [ev.name for ev in bound] == [PairName("bsa", 777)]
+    assert released == [QubitAddress(0, 1)] and binder.stats.repeated_name == 1
+
+
+def test_a_bsa_station_never_reuses_a_herald_time_even_when_its_timebase_steps_back():
+    """Pair names are <station, herald time>: a tagger whose timebase restarted (or a step back)
+    must not name a second pair like an earlier one, or an end that missed the first herald
+    would hold the second under the name its partner gave the first."""
+    from timing.frames import FrameType, Outcome
+    from timing.herald_link import InProcessHeraldLink
+    from timing.link_end import BsaStationRuntime
+    from timing.schemes import LinkEndParams, LinkScheme, LinkSchemeParams
+
+    loop = EventLoop(VirtualClock())
+    params = LinkSchemeParams("A-B", LinkScheme.BOTH_ENDPOINTS, "bsa",
+                              (LinkEndParams("A", 0, 1.0), LinkEndParams("B", 0, 1.0)),
+                              period_ps=10 * US)
+    link = InProcessHeraldLink(loop, "A-B")
+    got = []
+    for node in ("A", "B"):
+        link.set_delay("bsa", node, 5 * US)
+        link.endpoint(node).subscribe(FrameType.HERALD, lambda peer, f, n=node: got.append(
+            (n, f.outcome, f.timestamp_ps)))
+    station = BsaStationRuntime(loop, params, None, link.endpoint("bsa"))
+    for attempt, t in ((1, 5000), (2, 5000), (3, 4000), (4, 9000)):
+        station._outcome(attempt, Outcome.PSI_PLUS, t)
+    station._outcome(5, Outcome.FAILURE, 100)          # failures name no pair: sent as they are
+    loop.run_until(1 * MS)
+    for node in ("A", "B"):
+        assert [(o, t) for n, o, t in got if n == node] == [
+            (Outcome.PSI_PLUS, 5000), (Outcome.PSI_PLUS, 5001), (Outcome.PSI_PLUS, 5002),
+            (Outcome.PSI_PLUS, 9000), (Outcome.FAILURE, 100)]
