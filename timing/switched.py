@@ -18,6 +18,11 @@ neighbour yet). Two rules protect the photons:
 * after a command no attempt is made on the new route before the switch's ``switching_time_ps``
   has passed, so no photon meets a moving switch.
 
+A switch command that raises an :class:`~qnode_fw.errors.InstrumentError` leaves the switch where
+it was: the transceiver goes on attempting on that route, reports the outage's first error to the
+failure policy and commands the switch again only after a bounded backoff
+(:class:`~timing.recovery.InstrumentRetry`), until it answers.
+
 Every attempt window and every command is logged (:attr:`windows`, :attr:`commands`) so a test can
 check the switch's own command log against them. Call :meth:`reevaluate` whenever what the links
 want may have changed (after a pair is ready or the executor acted); it also runs at every tick.
@@ -34,6 +39,7 @@ from qnode_fw.errors import ConfigError
 from qnode_fw.loop import EventLoop, TimerHandle
 
 from .link_end import LinkEndRuntime
+from .recovery import InstrumentRetry
 
 
 class SwitchPolicyKind(str, Enum):
@@ -101,6 +107,9 @@ class SwitchedTransceiver:
         self._timer: TimerHandle | None = None
         self._deferred: TimerHandle | None = None
         self._running = False
+        #: the switch's health: commands retry with backoff through an outage
+        self.retry = InstrumentRetry(loop, f"switch of the transceiver at input {input_port}")
+        self._retry_at_ps = 0
 
     # -- control ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,8 +138,10 @@ class SwitchedTransceiver:
             if self._deferred is None:
                 self._deferred = self.loop.call_at(self.busy_until_ps, self._deferred_reevaluate)
             return
-        self._command(target)
-        self._arm()
+        if self.retry.down and now < self._retry_at_ps:
+            return                  # the switch is out: command it again after the backoff
+        if self._command(target):
+            self._arm()
 
     def _deferred_reevaluate(self) -> None:
         self._deferred = None
@@ -153,14 +164,22 @@ class SwitchedTransceiver:
                 return name
         return None
 
-    def _command(self, link: str) -> None:
+    def _command(self, link: str) -> bool:
+        """Point the switch at ``link``; False when the switch did not answer (it stays put)."""
         now = self.loop.now_ps()
-        self.switch.connect(self.input_port, self.routes[link].output_port)
+        try:
+            self.retry.call(self.switch.connect, self.input_port, self.routes[link].output_port)
+        finally:
+            if self.retry.down:
+                self._retry_at_ps = now + self.retry.delay_ps
+        if self.retry.down:
+            return False
         self.commands.append((now, link))
         if link != self.active:
             self.settled_at_ps = now + self.switching_time_ps
         self.active = link
         self._dwell = 0
+        return True
 
     # -- attempts ---------------------------------------------------------------------------
     def _arm(self) -> None:
@@ -175,20 +194,23 @@ class SwitchedTransceiver:
         self._timer = None
         if not self._running:
             return
-        self.reevaluate()
-        if self.active != link:
-            return  # reevaluate switched and re-armed on the new link
-        end = self.routes[link].end
-        now = self.loop.now_ps()
-        if self.wants(link) and now >= self.settled_at_ps and end.can_attempt():
-            end.attempt(attempt_id)
-            self.busy_until_ps = max(self.busy_until_ps, now + end.in_flight_ps)
-            self.windows.append(AttemptWindow(link, attempt_id, now, now + end.in_flight_ps))
-            self._dwell += 1
-            if self.policy.kind is SwitchPolicyKind.ROUND_ROBIN:
-                self.reevaluate()
-        if self._timer is None:
-            self._arm()
+        try:
+            self.reevaluate()
+            if self.active != link:
+                return  # reevaluate switched and re-armed on the new link
+            end = self.routes[link].end
+            now = self.loop.now_ps()
+            if self.wants(link) and now >= self.settled_at_ps and end.can_attempt():
+                end.attempt(attempt_id)
+                self.busy_until_ps = max(self.busy_until_ps, now + end.in_flight_ps)
+                self.windows.append(AttemptWindow(link, attempt_id, now, now + end.in_flight_ps))
+                self._dwell += 1
+                if self.policy.kind is SwitchPolicyKind.ROUND_ROBIN:
+                    self.reevaluate()
+        finally:
+            # an instrument error on the way (reported to the failure policy) ends no transceiver
+            if self._timer is None and self._running and self.active is not None:
+                self._arm()
 
 
 def check_switch_log(commands: Sequence[tuple[int, int, int]], windows: Sequence[AttemptWindow],
