@@ -152,7 +152,7 @@ def test_a_repeater_and_a_station_crash_and_restart_mid_run_without_wrong_or_stu
 
 
 @pytest.mark.parametrize(("faults", "field"), [
-    ({"clocks": [{"node": "B", "jump_us": 50}]}, "faults.clocks"),
+    ({"clocks": [{"node": "D", "jump_us": 50}]}, "faults.clocks[0].node"),
     ({"nodes": [{"node": "D", "crash_at_s": 0.001}]}, "faults.nodes[0].node"),
     ({"instruments": [{"node": "X", "instrument": "awg", "fault": "timeout"}]},
      "faults.instruments[0].node"),
