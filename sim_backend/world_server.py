@@ -19,7 +19,9 @@ parallel discrete-event simulation, with the server asking lagging nodes for the
 that does not answer within ``horizon_timeout_s`` is passed over (counted in ``horizon_timeouts``)
 and, silent for ``client_timeout_s``, left out of the horizon until it speaks again (``stale``): a
 killed node cannot stop the others' physics, and one that was only busy (a first numba compile)
-comes back by itself.
+comes back by itself. A hello from a new process of a node the server already knew (a crash and
+restart: another pid) forgets the old process's connection and re-initialises that node's QNIC
+qubits (``restarts`` in the counters); its instruments stay and are handed to the new process.
 
 Run: ``python -m sim_backend.world_server TESTBED.yaml --bind tcp://127.0.0.1:0``. It prints one
 JSON line when ready (endpoint, epoch, pid) and one with its counters when it stops (SIGTERM).

@@ -27,6 +27,16 @@ nodes are theirs), logs what it injects in the node's record and reports the cou
 figures (``faults``). An instrument error escaping into the loop is named and handled as the
 experiment's ``on_instrument_failure`` says: ``stop`` shuts the node down naming the instrument
 (:attr:`NodeRole.stop_reason`; ``qnode run`` then exits 1), ``continue`` runs on.
+Node crashes in the plan are the runner's (it kills and restarts this process); the node leaves
+them out of its share.
+
+A peer that dies: the role logs ``peer.down`` (with the control link's reason) and ``peer.back``
+in the record and reports them (``peer_events``). Under ``on_peer_failure: stop`` ``qnode run``
+stops the node there; under ``continue`` the connection manager has closed the connections
+through the dead peer (their RuleSets torn down, qubits freed) and the initiator asks for a new
+connection once every peer is up again. A restarted end runs a fresh role; neither end holds a
+delivered half for the other (each measures or releases at once), so a half whose partner never
+comes is only an unmatched row.
 """
 
 from __future__ import annotations
@@ -208,30 +218,37 @@ class RepeaterChainNode(NodeRole):
         """Name a peer that died (no heartbeat, or back under a new boot id) and one that came
         back, in the record and the figures. Under ``on_peer_failure: continue`` the connection
         manager has already closed the connections through it (freeing their qubits); the
-        initiator sets a connection up again once every peer is back (:meth:`_connection_closed`).
-        Under ``stop`` the node process stops (``qnode run --stop-on-peer-down``)."""
+        initiator sets a connection up again once every peer is up (:meth:`_connection_closed`).
+        Under ``stop`` the node process stops (``qnode run --stop-on-peer-down``).
+
+        Each event carries the peer's boot id as the control link knows it: a peer heard from
+        again under the boot it died with is the same process (a message it sent before it died
+        that arrived late, or a network that came back); a restarted one has a later boot."""
         if self._finishing:
             return
         peer = status.peer
+        boot = getattr(self.node.control._peers.get(peer), "peer_boot", None)
         if status.up:
             if peer in self._peers_up:
                 return
             self._peers_up.add(peer)
-            if any(e["peer"] == peer and e["kind"] == "peer-down" for e in self.peer_events):
-                boot = getattr(self.node.control._peers.get(peer), "peer_boot", None)
-                self._peer_event("peer-back", peer, f"heard from (boot {boot})")
+            downs = [e for e in self.peer_events if e["peer"] == peer and e["kind"] == "peer-down"]
+            if downs:
+                again = "new" if boot != downs[-1]["boot"] else "same"
+                self._peer_event("peer-back", peer, f"heard from ({again} boot {boot})", boot)
             return
         if peer not in self._peers_up or status.reason == "peer stopped":
             self._peers_up.discard(peer)
             return
         self._peers_up.discard(peer)
-        self._peer_event("peer-down", peer, status.reason)
+        self._peer_event("peer-down", peer, status.reason, boot)
 
-    def _peer_event(self, kind: str, peer: str, detail: str) -> None:
+    def _peer_event(self, kind: str, peer: str, detail: str, boot: int | None) -> None:
         t_ps = self.loop.now_ps()
-        self.peer_events.append({"t_ps": t_ps, "kind": kind, "peer": peer, "detail": detail})
+        self.peer_events.append({"t_ps": t_ps, "kind": kind, "peer": peer, "detail": detail,
+                                 "boot": boot})
         self._log("peer.down" if kind == "peer-down" else "peer.back", peer=peer, detail=detail,
-                  policy=self.peer_policy)
+                  boot=boot, policy=self.peer_policy)
 
     def _request_when_peers_up(self) -> None:
         """Connection setup needs every node on the path: wait for the control links."""

@@ -14,7 +14,8 @@ A run, in order:
    status line);
 3. after ``duration_s`` every node gets SIGTERM at once and stops its components in reverse order;
    a node that crashes or is killed first makes its peers stop on their own (``qnode run
-   --stop-on-peer-down``), each naming the dead node in its shutdown reason;
+   --stop-on-peer-down``), each naming the dead node in its shutdown reason - unless the
+   experiment says ``on_peer_failure: continue``, when they name it and run on;
 4. the World server stops last and reports its counters.
 
 With an experiment (``--experiment EXP.yaml``) every node process runs its part of it
@@ -26,8 +27,12 @@ processes run on the wall clock).
 Faults (``--fault`` and the experiment's ``faults:``): every node process gets the ``--fault``
 string and applies its own share of the plan (its control link, herald endpoints, instruments);
 the runner checks the plan before any process starts and joins the nodes' fault counts into the
-summary's ``faults``. Node crashes are not in a node's own hands: they run on the virtual testbed
-(or with :meth:`ProcessesTestbed.kill`).
+summary's ``faults``. Node crashes (the plan's ``nodes:``) are the runner's: :meth:`ProcessesTestbed.crash`
+SIGKILLs the node's process at ``crash_at_s`` (from when every node has started) and
+:meth:`~ProcessesTestbed.restart` starts it again with the same command line after
+``restart_after_s``; the new process records under ``nodes/<address>.restartN``, the World
+server re-initialises its QNIC at its hello, and a planned crash is not a failure of the run.
+They need ``on_peer_failure: continue`` (checked before any process starts).
 
 Everything lands in a run directory: the runner's own record (``events.jsonl``: processes started
 and ended, ``summary.json``), each node's record under ``nodes/`` and each process's output under
@@ -737,7 +742,8 @@ def _merge_faults(figures: dict[str, dict], injected: list[dict[str, Any]] | Non
     counted per kind in ``counts``."""
     per_node = {a: f["faults"] for a, f in figures.items() if f.get("faults")}
     peer_events = [{"t_ps": e["t_ps"], "kind": e["kind"], "target": e["peer"], "detail": e["detail"],
-                    "node": a} for a, f in figures.items() for e in f.get("peer_events") or []]
+                    "node": a, "boot": e.get("boot")}
+                   for a, f in figures.items() for e in f.get("peer_events") or []]
     injected = [{**e, "node": "runner"} for e in injected or []]
     if not per_node and not peer_events and not injected:
         return None

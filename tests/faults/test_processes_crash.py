@@ -1,0 +1,181 @@
+"""A node process that crashes and restarts mid-run, in processes mode (issue 10): the runner
+kills ``qnode run`` with SIGKILL at the planned time and starts it again with the same command
+line; the experiment's ``on_peer_failure`` says what the survivors do.
+
+* ``continue``: the survivors name the dead peer (missed heartbeats), close the connection
+  through it (its qubits freed at once, not held past any timer), run on, see it come back under a
+  new boot id, and the initiator sets the connection up again: pairs are delivered before the
+  crash and after the restart, none wrongly paired, no qubit left held, exit 0. The same for the
+  chain's ends, which host the application: the restarted end runs a fresh application half.
+* ``stop``: a peer that dies ends every survivor, each naming it.
+
+Oracle: the World's cross-check of which qubit each delivered half shares its state with (wrong
+pairs), each node's count of qubits still held when it stops (leaked qubits), and the times the
+runner and the nodes recorded.
+
+Processes-mode runs bind the fixed ports of ``configs/``: the ``processes_lock`` fixture holds
+``/tmp/qnode-processes.lock`` for each run, so no two such runs on this machine overlap.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qnode_fw.config import load_testbed
+from qnode_fw.records import load_run
+from qnode_fw.testbed.node_experiment import read_halves
+from qnode_fw.testbed.processes import ProcessesTestbed, ProcessSettings
+
+pytestmark = pytest.mark.processes
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTBED = ROOT / "configs/testbeds/chain-3node-processes.yaml"
+EXPERIMENT = ROOT / "configs/experiments/chain3-swap-processes.yaml"
+SURVIVORS = ("A", "bsa-AB", "bsa-BC", "C")
+#: A peer silent for 10 heartbeats (1 s) is down: short enough to see it go down before it comes
+#: back within a test's budget, long enough for a loaded machine's pauses.
+SETTINGS = ProcessSettings(missed_heartbeats=10)
+
+
+@pytest.fixture
+def processes_lock():
+    with open("/tmp/qnode-processes.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def experiment(tmp_path: Path, **extra) -> Path:
+    doc = yaml.safe_load(EXPERIMENT.read_text())
+    doc["testbed"] = str(TESTBED)
+    doc.update(extra)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run(tmp_path: Path, exp: Path, duration_s: float):
+    tb = ProcessesTestbed(load_testbed(TESTBED), out_dir=tmp_path / "runs", experiment=exp,
+                          settings=SETTINGS)
+    try:
+        tb.start()
+        tb.run_for(duration_s)
+    finally:
+        result = tb.stop()
+    return tb, result
+
+
+def by_kind(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["kind"] == kind]
+
+
+def down_then_back(events: list[dict], survivor: str, peer: str) -> tuple[dict, dict]:
+    """What ``survivor`` saw of ``peer``: it first went down, and at last came back as a new
+    process (a later boot id). Between, a message the dead process sent before it died can
+    arrive late and show it up again under its old boot for a moment: the control link cannot
+    tell that from a network that came back, and the role names it as such ("same boot")."""
+    seen = [e for e in events if e["node"] == survivor and e["target"] == peer]
+    assert len(seen) >= 2 and len(seen) % 2 == 0, (survivor, seen)
+    assert [e["kind"] for e in seen] == ["peer-down", "peer-back"] * (len(seen) // 2), (survivor, seen)
+    down, back = seen[0], seen[-1]
+    assert back["detail"].startswith("heard from (new boot") and back["boot"] > down["boot"], seen
+    return down, back
+
+
+@pytest.mark.slow
+def test_a_repeater_crashes_and_restarts_and_the_chain_delivers_again_without_wrong_or_held_pairs(
+        tmp_path, processes_lock):
+    exp = experiment(tmp_path, duration_s=7.0, on_peer_failure="continue",
+                     faults={"nodes": [{"node": "B", "crash_at_s": 2.0, "restart_after_s": 1.6}]})
+    tb, result = run(tmp_path, exp, 7.0)
+    s = result.summary
+    assert result.ok, result.failures
+    assert s["wrong_pairs"] == 0 and s["leaked_qubits"] == 0
+    # Every node, B's second process included, ended by the runner's SIGTERM.
+    assert all(o.returncode == 0 and o.shutdown == "SIGTERM" for o in result.nodes.values())
+    faults = s["faults"]
+    crash, = by_kind(faults["events"], "crash")
+    restart, = by_kind(faults["events"], "restart")
+    assert crash["target"] == restart["target"] == "B" and crash["node"] == restart["node"] == "runner"
+    assert 1.5 <= (restart["t_ps"] - crash["t_ps"]) / 1e12 <= 2.0
+    assert faults["counts"]["crash"] == faults["counts"]["restart"] == 1
+    # Each survivor named B as down (missed heartbeats: B was away longer than 1 s), then back.
+    for survivor in SURVIVORS:
+        down, back = down_then_back(faults["events"], survivor, "B")
+        assert down["detail"] not in ("peer restarted", "peer stopped")   # seen while B was dead
+        assert crash["t_ps"] < down["t_ps"] < restart["t_ps"] < back["t_ps"]
+    assert faults["counts"]["peer-down"] == faults["counts"]["peer-back"] >= len(SURVIVORS)
+    # The ends closed the connection through B as soon as they knew B was down - its qubits
+    # freed then, not held until B came back - and the initiator set up a new one afterwards.
+    record = load_run(result.run_dir)
+    a_conn = record.nodes["A"].events_of("connection")
+    closed = [e for e in a_conn if not e["established"] and e["reason"] == "peer down"]
+    assert closed and closed[0]["detail"].startswith("B: ")
+    a_down = next(e for e in faults["events"] if e["node"] == "A" and e["kind"] == "peer-down")
+    assert closed[0]["t_ps"] <= a_down["t_ps"] < restart["t_ps"]
+    assert [e["established"] for e in a_conn].count(True) == 2
+    # Pairs both before the crash and after the restart, each matched at both ends.
+    halves = read_halves(result.run_dir, "A")
+    assert (halves["t_ps"] < crash["t_ps"]).sum() >= 3
+    assert (halves["t_ps"] > restart["t_ps"]).sum() >= 3
+    assert s["pairs_delivered"] >= 6
+    # The killed process's record reads up to its last flush; the new process has its own.
+    first, again = record.nodes["B"], record.nodes["B.restart1"]
+    assert first.summary["status"] == "running" and first.events_of("role.started")
+    assert not first.events_of("role.finished")
+    assert again.summary["status"] == "stopped" and again.events_of("role.finished")
+    assert [e["kind"] for e in record.events_of("fault.injected")] == ["crash", "restart"]
+    assert record.summary["world"]["restarts"] == ["B"]
+
+
+@pytest.mark.slow
+def test_a_chain_end_that_hosts_the_application_crashes_and_restarts_with_a_fresh_application(
+        tmp_path, processes_lock):
+    exp = experiment(tmp_path, duration_s=6.0, on_peer_failure="continue",
+                     faults={"nodes": [{"node": "C", "crash_at_s": 2.0, "restart_after_s": 0.3}]})
+    tb, result = run(tmp_path, exp, 6.0)
+    s = result.summary
+    assert result.ok, result.failures
+    assert s["wrong_pairs"] == 0 and s["leaked_qubits"] == 0
+    restart, = by_kind(s["faults"]["events"], "restart")
+    # Every survivor saw C go (missed heartbeats, or its new boot id if it was back first) and
+    # come back.
+    for survivor in ("A", "B", "bsa-BC"):
+        down, back = down_then_back(s["faults"]["events"], survivor, "C")
+        assert down["t_ps"] < back["t_ps"] and back["t_ps"] > restart["t_ps"]
+    # The responder's second process accepted a new connection and delivered halves that match
+    # the initiator's; the first process's halves read back from its record too.
+    record = load_run(result.run_dir)
+    accepted = [e for e in record.nodes["C.restart1"].events_of("connection") if e["established"]]
+    assert accepted
+    halves_c = read_halves(result.run_dir, "C")
+    assert len(halves_c) == len(record.nodes["C"].arrays.get("halves", [])) + len(
+        record.nodes["C.restart1"].arrays.get("halves", []))
+    after = halves_c[halves_c["t_ps"] > restart["t_ps"]]
+    assert len(after) >= 3 and s["pairs_delivered"] >= 6
+
+
+@pytest.mark.slow
+def test_under_on_peer_failure_stop_a_killed_node_ends_every_survivor_naming_it(tmp_path, processes_lock):
+    exp = experiment(tmp_path, duration_s=6.0, on_peer_failure="stop")
+    tb = ProcessesTestbed(load_testbed(TESTBED), out_dir=tmp_path / "runs", experiment=exp,
+                          settings=SETTINGS)
+    try:
+        tb.start()
+        tb.run_for(1.5)
+        tb.kill("B")
+    finally:
+        # The survivors stop by themselves; stop() waits for them before anything else.
+        result = tb.stop()
+    assert "node B was killed by SIGKILL" in result.failures
+    for survivor in SURVIVORS:
+        outcome = result.nodes[survivor]
+        assert outcome.returncode == 1
+        assert outcome.shutdown.startswith("peer B down: no heartbeat for "), outcome.shutdown
+    assert result.summary["wrong_pairs"] == 0
