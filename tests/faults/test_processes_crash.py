@@ -88,6 +88,20 @@ def down_then_back(events: list[dict], survivor: str, peer: str) -> tuple[dict, 
     return down, back
 
 
+def test_on_peer_failure_is_validated_naming_file_line_and_field(tmp_path):
+    from qnode_fw.config.experiment import load_experiment
+    from qnode_fw.errors import ConfigError
+
+    path = experiment(tmp_path, on_peer_failure="sometimes")
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert (info.value.file, info.value.field) == (str(path), "on_peer_failure")
+    assert "on_peer_failure:" in path.read_text().splitlines()[info.value.line - 1]
+    assert load_experiment(experiment(tmp_path, on_peer_failure="continue")).config.on_peer_failure \
+        == "continue"
+    assert load_experiment(EXPERIMENT).config.on_peer_failure == "stop"      # the default
+
+
 @pytest.mark.slow
 def test_a_repeater_crashes_and_restarts_and_the_chain_delivers_again_without_wrong_or_held_pairs(
         tmp_path, processes_lock):
