@@ -172,10 +172,13 @@ class TwoWayEstimator:
         #: The noise margin (ps) the last step returned by :meth:`add` was judged against: how
         #: far the measured step may be from the true one.
         self.last_step_noise_ps = 0.0
+        #: Did the last :meth:`add` complete a block (add a filtered sample, moving the line)?
+        self.sampled = False
 
     def add(self, ex: Exchange) -> float | None:
         self._current.append(ex)
-        if len(self._current) < self.block:
+        self.sampled = len(self._current) >= self.block
+        if not self.sampled:
             return None
         best = min(self._current, key=lambda e: e.delay_ps)
         self._current = []
@@ -318,7 +321,9 @@ class ClockSyncClient:
         if step is not None:
             self._report(ClockFault("jump", self.endpoint.node, self.station, t4, step,
                                     tol.max_step_ps, self.estimator.last_step_noise_ps))
-        if self.estimator.samples >= max(2, tol.min_drift_samples) and math.isfinite(tol.max_drift_ppm):
+        # The line (and so its drift) moves only when a block adds a filtered sample.
+        if (self.estimator.sampled and self.estimator.samples >= max(2, tol.min_drift_samples)
+                and math.isfinite(tol.max_drift_ppm)):
             est = self.estimator.estimate(t4)
             drift = est.drift_ppm
             noise = max(3 * est.drift_stderr_ppm, self.estimator.drift_resolution_ppm(est))
