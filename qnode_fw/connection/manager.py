@@ -18,6 +18,11 @@ Messages travel hop by hop along the route on the node's control link (neighbour
                 qubits and forwards it away from the sender, so resources are released on the
                 whole path whichever node gives up.
 
+A border router (:mod:`.border`) takes part in two layers at once: a request whose next hop is
+a virtual link it serves waits while it sets up the inner connection across its network, and
+``cs.request`` then carries an ``outer`` field naming the outer connection the inner one
+embeds.
+
 A node that loses a neighbour (control-link peer down) while a connection through it is not
 closed closes it with reason *peer down* naming that neighbour and its status reason. Every node
 arms a setup timer when it first sees a connection; a connection not active by then closes with
@@ -31,7 +36,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..addresses import NodeAddress, QubitAddress
 from ..control.link import ControlLink, PeerStatus
@@ -47,6 +52,9 @@ from ..units import MS, S, US
 from .mux import ResourcePool
 from .planner import HopReport, Plan, Refusal, harmonic, plan
 from .qos import QoS, Outcome, Reason
+
+if TYPE_CHECKING:
+    from .border import BorderRouter
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,8 @@ class Connection:
     active_ps: int | None = None
     timer: TimerHandle | None = None
     outcome: Outcome | None = None
+    #: fewest free qubits any node on the path reported in the outbound pass (from the plan)
+    free_min: int | None = None
 
     @property
     def initiator(self) -> bool:
@@ -135,6 +145,10 @@ class ConnectionManager:
         self.outcomes: dict[str, Outcome] = {}     # latest per connection
         self.history: list[Outcome] = []            # every outcome reported, in order
         self.on_outcome: list[Callable[[Outcome], None]] = []
+        #: called with (connection, reason, detail, node that stated it) whenever one closes here
+        self.on_close: list[Callable[[Connection, Reason, str, str], None]] = []
+        #: set by a :class:`~.border.BorderRouter` serving virtual links from this node
+        self.border: BorderRouter | None = None
         self._ids = itertools.count(1)
         for t, h in (("cs.request", self._on_request), ("cs.rules", self._on_rules),
                      ("cs.confirm", self._on_confirm), ("cs.close", self._on_close)):
@@ -142,8 +156,12 @@ class ConnectionManager:
         link.add_status_handler(self._on_peer_status)
 
     # -- Initiator API ----------------------------------------------------------------------
-    def request(self, responder: NodeAddress, qos: QoS, path: Iterable[NodeAddress] | None = None) -> str:
-        """Start a connection to ``responder``; the result arrives in :attr:`outcomes` / ``on_outcome``."""
+    def request(self, responder: NodeAddress, qos: QoS, path: Iterable[NodeAddress] | None = None,
+                embeds: str | None = None) -> str:
+        """Start a connection to ``responder``; the result arrives in :attr:`outcomes` / ``on_outcome``.
+
+        ``embeds``: the outer connection this one carries across a virtual link (a border
+        router's inner connection); the request tells the far border router so."""
         conn_id = f"{self.node}-{self.loop.now_ps()}-{next(self._ids)}"
         if path is None:
             route = self.routes.route(responder) if self.routes is not None else None
@@ -155,7 +173,9 @@ class ConnectionManager:
         conn = Connection(conn_id, tuple(path), qos, 0)
         self._track(conn)
         body = {"conn": conn_id, "path": list(conn.path), "qos": qos.to_wire(),
-                "hops": [self._hop_report(conn).to_wire()]}
+                "hops": [self.hop_report(conn).to_wire()]}
+        if embeds is not None:
+            body["outer"] = embeds
         self._send(conn, conn.path[1], "cs.request", body)
         return conn_id
 
@@ -186,10 +206,11 @@ class ConnectionManager:
                                 peer=peer, msg_type="cs.request")
         conn = Connection(conn_id, path, qos, path.index(self.node))
         self._track(conn)
-        hops.append(self._hop_report(conn))
+        if self.border is not None and self.border.intercepts_request(conn, body, hops):
+            return      # the next hop is a virtual link: forwarded once the inner connection is up
+        hops.append(self.hop_report(conn))
         if not conn.responder:
-            self._send(conn, path[conn.pos + 1], "cs.request",
-                       {**body, "hops": [h.to_wire() for h in hops]})
+            self.forward_request(conn, body, hops)
             return
         result = plan(hops, qos, self.node, self.settings.max_rounds)
         if isinstance(result, Refusal):
@@ -218,11 +239,19 @@ class ConnectionManager:
         conn.plan = result
         event(log, logging.INFO, "setup-planned", conn=conn_id, rounds=result.rounds,
               fidelity=round(result.fidelity, 4), rate=round(result.rate, 3))
+        conn.free_min = min(h.free_qubits for h in hops)
         wire = {"conn": conn_id, "plan": {"rounds": result.rounds, "fidelity": result.fidelity,
-                                          "rate": result.rate},
+                                          "rate": result.rate, "free_min": conn.free_min},
                 "rulesets": {n: to_dict(rs) for n, rs in rulesets.items()}}
         if self._install(conn, wire):
             self._send(conn, path[conn.pos - 1], "cs.rules", wire)
+
+    def forward_request(self, conn: Connection, body: dict, hops: list[HopReport]) -> None:
+        """Send the outbound request on to the next hop with ``hops`` (this node's report last)."""
+        if conn.state == "closed":
+            return
+        self._send(conn, conn.path[conn.pos + 1], "cs.request",
+                   {**body, "hops": [h.to_wire() for h in hops]})
 
     def _timers(self, hops: list[HopReport], p: Plan) -> ChainTimers:
         # Discard timers: a few expected waits for the slowest link, never past half the memory
@@ -241,6 +270,7 @@ class ConnectionManager:
             return
         pl = body.get("plan", {})
         conn.plan = Plan(int(pl["rounds"]), float(pl["fidelity"]), float(pl["rate"]))
+        conn.free_min = None if pl.get("free_min") is None else int(pl["free_min"])
         if not self._install(conn, body):
             return
         if conn.initiator:
@@ -260,6 +290,8 @@ class ConnectionManager:
         conn.qubits = got
         try:
             rs = from_dict(body["rulesets"][self.node])
+            if self.border is not None:
+                rs = self.border.rewrite(conn, rs)
             if rs.id != conn.conn_id:
                 # A RuleSet runs under its own id; one for another connection would hold
                 # qubits this connection's teardown never frees.
@@ -344,6 +376,8 @@ class ConnectionManager:
               was=was, reason=reason.value, detail=detail, at=where)
         if conn.initiator or conn.responder or was == "active":
             self._report(Outcome(conn.conn_id, False, reason, detail, where))
+        for cb in list(self.on_close):
+            cb(conn, reason, detail, where)
 
     # -- helpers ----------------------------------------------------------------------------
     def _track(self, conn: Connection) -> None:
@@ -353,9 +387,15 @@ class ConnectionManager:
         self.connections[conn.conn_id] = conn
         conn.timer = self.loop.call_later(self.settings.timeout_ps, self._setup_timeout, conn)
 
-    def _hop_report(self, conn: Connection) -> HopReport:
-        nxt = None if conn.responder else self.link_figures(conn.path[conn.pos + 1])
-        return HopReport(self.node, self.pool.free(), self.memory_t_ps, nxt, self.swap_operation_ps,
+    def hop_report(self, conn: Connection, link: LinkFigures | None = None,
+                   free_qubits: int | None = None) -> HopReport:
+        """This node's outbound report; ``link``/``free_qubits`` replace the figures of the link
+        to the next hop and the node's free qubits (a border router reporting a virtual link)."""
+        nxt = link
+        if nxt is None and not conn.responder:
+            nxt = self.link_figures(conn.path[conn.pos + 1])
+        free = self.pool.free() if free_qubits is None else free_qubits
+        return HopReport(self.node, free, self.memory_t_ps, nxt, self.swap_operation_ps,
                          self.buffers_from)
 
     def _expect(self, body: dict, peer: NodeAddress, msg_type: str, direction: int) -> Connection | None:
