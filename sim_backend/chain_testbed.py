@@ -21,6 +21,7 @@ from qnode_fw.addresses import PairName, QubitAddress
 from qnode_fw.bell import BellState
 from qnode_fw.clock import VirtualClock
 from qnode_fw.connection import ConnectionManager, MuxPolicy, ResourcePool, SetupSettings
+from qnode_fw.connection.border import BorderRouter, VirtualLinkSpec
 from qnode_fw.control import Impairments, InProcessNetwork, LinkSettings
 from qnode_fw.events import PairReady
 from qnode_fw.loop import EventLoop
@@ -49,6 +50,8 @@ class NodeStack:
     manager: ConnectionManager
     link: object
     delivered: list[PairDelivered] = field(default_factory=list)
+    #: set when the node is a border router: inner connections' deliveries go to it
+    border: BorderRouter | None = None
 
 
 class SimTestbed:
@@ -64,12 +67,14 @@ class SimTestbed:
         self.links = {link_key(*k): v for k, v in links.items()}
         names = sorted({n for k in self.links for n in k})
         costs = {k: seconds_per_pair(v.fidelity, v.rate, index_fidelity) for k, v in self.links.items()}
+        self.costs = costs
         params = MemoryParams(storage_t2_ps=memory_t2_ps, communication_t2_ps=memory_t2_ps,
                               single_qubit_gate_error=0.0, two_qubit_gate_error=0.0,
                               measurement_error=0.0)
         settings = LinkSettings(heartbeat_ps=10 * MS, missed_heartbeats=3, retransmit_ps=2 * MS,
                                 max_retransmits=5)
         self.nodes: dict[str, NodeStack] = {}
+        self.crashed: set[str] = set()
         self.app_waiting: dict[PairName, tuple[str, QubitAddress]] = {}
         self.fidelities: dict[str, list[float]] = {}
         for n in names:
@@ -81,7 +86,8 @@ class SimTestbed:
                            np.random.default_rng([seed, len(self.nodes)]), params)
             stack_holder: list[NodeStack] = []
             ex = RuleSetExecutor(n, self.loop, [qnic],
-                                 send=lambda p, msg, l=link: l.send(p, "rs.msg", msg.to_wire()),
+                                 send=lambda p, msg, l=link, n=n: None if n in self.crashed
+                                 else l.send(p, "rs.msg", msg.to_wire()),
                                  deliver=lambda ev, h=stack_holder: self._delivered(h[0], ev),
                                  rng=np.random.default_rng([seed, 99, len(self.nodes)]))
             link.add_handler("rs.msg", lambda p, t, pl, e=ex: e.on_message(p, message_from_wire(pl)))
@@ -127,6 +133,8 @@ class SimTestbed:
 
     def _herald(self, key) -> None:
         a, b = key
+        if a in self.crashed or b in self.crashed:
+            return          # a dead node's end of the link attempts nothing any more
         spec = self.links[key]
         now = self.loop.now_ps()
         conns = [None]
@@ -153,6 +161,8 @@ class SimTestbed:
     def _delivered(self, stack: NodeStack, ev) -> None:
         if not isinstance(ev, PairDelivered):
             return
+        if stack.border is not None and stack.border.on_delivery(ev):
+            return
         stack.delivered.append(ev)
         stack.manager.pair_delivered(ev.ruleset_id)
         other = self.app_waiting.pop(ev.name, None)
@@ -174,6 +184,24 @@ class SimTestbed:
         if held is not None:
             self.unmatched += 1
             self.nodes[held[0]].qnic.init(held[1].index)
+
+    def crash(self, node: str) -> None:
+        """``node``'s process dies: its control link goes silent (no goodbye), its links stop
+        heralding and its executor's timers, still on the shared loop, send nothing."""
+        self.crashed.add(node)
+        self.net.crash(node)
+
+    # -- recursion --------------------------------------------------------------------------
+    def border_router(self, node: str, specs: list[VirtualLinkSpec],
+                      inner_links: list[tuple[str, str]]) -> BorderRouter:
+        """Make ``node`` a border router serving the virtual links ``specs``; its inner routes
+        run over ``inner_links`` (its network) only."""
+        inner = {link_key(*k) for k in inner_links}
+        stack = self.nodes[node]
+        stack.border = BorderRouter(stack.manager, stack.executor,
+                                    RouteTable(node, {k: c for k, c in self.costs.items() if k in inner}),
+                                    specs)
+        return stack.border
 
     # -- helpers ----------------------------------------------------------------------------
     def run(self, ms: float) -> None:

@@ -1,0 +1,261 @@
+"""QRNA recursion: network N = X1-X2-X3 presented to the outer layer as one virtual link X1~X3
+between its border routers, on the simulated testbed of the other connection tests (in-process
+control links on the virtual clock, real RuleSet executors, SimQNICs over one exact registry).
+
+Outer path A - X1 ~ X3 - B: the outer setup stops at X1, which sets up an inner connection
+X1-X2-X3 (X3 its Responder) and only then goes on; the inner connection's delivered pairs are the
+outer RuleSets' pairs on the virtual link.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conn_harness import LinkSpec, SimTestbed
+from qnode_fw.connection import QoS, Reason
+from qnode_fw.connection.border import VirtualLinkSpec
+from qnode_fw.connection.virtual_link import VirtualLink
+from qnode_fw.events import PairReady
+from qnode_fw.routing import RouteTable, link_key, werner_swap
+from qnode_fw.routing.cost import bbpssw
+from qnode_fw.ruleset import model as m
+from qnode_fw.units import MS, S
+
+INNER = [("X1", "X2"), ("X2", "X3")]
+T2_PS = 100 * S          # long memories: the closed form below then bounds the delivered pairs tightly
+INDEX_F = 0.8
+
+
+def recursive_testbed(inner: LinkSpec = LinkSpec(3000, 0.98), outer: LinkSpec = LinkSpec(2000, 0.96),
+                      promise: float = 0.9, extra: dict | None = None, **kw) -> SimTestbed:
+    links = {("A", "X1"): outer, ("X1", "X2"): inner, ("X2", "X3"): inner, ("X3", "B"): outer}
+    links.update(extra or {})
+    tb = SimTestbed(links, memory_t2_ps=T2_PS, index_fidelity=INDEX_F, **kw)
+    for node, far in (("X1", "X3"), ("X3", "X1")):
+        tb.border_router(node, [VirtualLinkSpec(far, promise)], INNER)
+    return tb
+
+
+def advertised(tb: SimTestbed, promise: float = 0.9) -> VirtualLink:
+    vl = VirtualLink.advertised(["X1", "X2", "X3"], tb._figures, lambda n: len(tb.nodes[n].pool.qubits),
+                                T2_PS, promise)
+    assert isinstance(vl, VirtualLink), vl
+    return vl
+
+
+def outer_routes(tb: SimTestbed, node: str, vl: VirtualLink) -> RouteTable:
+    """The outer layer's view: its physical links and the virtual link, never N's inside."""
+    outer = {k: c for k, c in tb.costs.items() if k not in {link_key(*i) for i in INNER}}
+    outer[link_key(vl.entry, vl.exit)] = vl.cost(INDEX_F)
+    return RouteTable(node, outer)
+
+
+def record_sends(tb: SimTestbed) -> list[tuple[str, str, str, dict]]:
+    """Every control message any node sends, as (sender, addressee, type, body); the real send
+    still runs."""
+    sent = []
+    for name, stack in tb.nodes.items():
+        real = stack.link.send
+
+        def spy(peer, msg_type, body, real=real, name=name):
+            sent.append((name, peer, msg_type, body))
+            return real(peer, msg_type, body)
+
+        stack.link.send = spy
+    return sent
+
+
+def all_qubits_ground(tb: SimTestbed) -> bool:
+    ground = np.diag([1.0, 0.0]).astype(complex)
+    return all(np.allclose(tb.registry.density_matrix([s.qnic.key(i)]), ground, atol=1e-9)
+               for s in tb.nodes.values() for i in range(s.qnic.num_qubits))
+
+
+def test_outer_qdijkstra_takes_the_virtual_link_when_better_and_avoids_it_when_worse():
+    detour = {("A", "Y"): LinkSpec(1200, 0.96), ("Y", "B"): LinkSpec(1200, 0.96)}
+    good = recursive_testbed(extra=detour)
+    vl = advertised(good)
+    # the inner planner's promise: no purification needed for 0.9; two Werner links swapped
+    assert vl.rounds == 0
+    assert vl.rate == pytest.approx(3000 / 1.5)
+    assert werner_swap(0.98, 0.98) - 1e-3 < vl.fidelity <= werner_swap(0.98, 0.98)
+    assert outer_routes(good, "A", vl).route("B").path == ("A", "X1", "X3", "B")
+
+    # a slow, noisy network: 0.9 needs a round of purification inside N, which halves the rate
+    # and more; its virtual link now costs more than the detour
+    slow = recursive_testbed(inner=LinkSpec(900, 0.93), extra=detour)
+    vl_slow = advertised(slow)
+    p, f1 = bbpssw(0.93)
+    assert vl_slow.rounds == 1
+    assert vl_slow.rate == pytest.approx(900 * p / 2 / 1.5)
+    assert vl_slow.cost(INDEX_F) > vl.cost(INDEX_F)
+    routes = outer_routes(slow, "A", vl_slow)
+    assert routes.route("B").path == ("A", "Y", "B")
+
+    # and delivery follows the route: nothing is set up inside N
+    slow.nodes["A"].manager.routes = routes
+    slow.start_links()
+    cid = slow.nodes["A"].manager.request("B", QoS(5, 0.8, count=5))
+    slow.run(200)
+    assert slow.nodes["A"].manager.outcomes[cid].reason is Reason.COMPLETED
+    assert all(not slow.nodes[n].manager.connections for n in ("X1", "X2", "X3"))
+
+
+def test_pairs_cross_the_virtual_link_at_the_closed_form_fidelity_and_all_is_freed_after():
+    tb = recursive_testbed()
+    vl = advertised(tb)
+    tb.nodes["A"].manager.routes = outer_routes(tb, "A", vl)
+    sent = record_sends(tb)
+    ready: dict[str, list[PairReady]] = {"X1": [], "X3": []}
+    for n in ready:
+        real = tb.nodes[n].executor.on_pair_ready
+
+        def spy(ev, ruleset_id=None, real=real, n=n):
+            ready[n].append((ev, ruleset_id))
+            return real(ev, ruleset_id)
+
+        tb.nodes[n].executor.on_pair_ready = spy
+    tb.start_links()
+    cid = tb.nodes["A"].manager.request("B", QoS(5, 0.8, count=20))
+    tb.run(20)
+
+    # the outer connection is active on A, X1, X3, B only; N carries it as an inner connection
+    assert tb.nodes["A"].manager.connections[cid].path == ("A", "X1", "X3", "B")
+    for n in ("A", "X1", "X3", "B"):
+        assert tb.nodes[n].manager.connections[cid].state == "active"
+    assert cid not in tb.nodes["X2"].manager.connections
+    inner = tb.nodes["X1"].border.inner_of(cid)
+    assert tb.nodes["X3"].border.inner_of(cid) == inner
+    for n in ("X1", "X2", "X3"):
+        c = tb.nodes[n].manager.connections[inner]
+        assert (c.path, c.state) == (("X1", "X2", "X3"), "active")
+
+    # X1 reported the virtual link with the inner plan's figures and N's fewest free qubits
+    req = next(b for s, p, t, b in sent if t == "cs.request" and b["conn"] == cid and s == "X1")
+    x1 = req["hops"][-1]
+    plan = tb.nodes["X1"].manager.connections[inner].plan
+    assert x1["node"] == "X1"
+    assert (x1["link"]["rate"], x1["link"]["fidelity"]) == (plan.rate, plan.fidelity)
+    pool = tb.nodes["X1"].pool          # when X1 reported, only the inner connection held qubits
+    free_then = len(pool.qubits) - len(pool.partition(inner))
+    assert x1["free_qubits"] == min(free_then, tb.nodes["X1"].border.virtual_link(cid).free_qubits)
+
+    # the border routers rewrote the outer discard timers for the virtual link by the inner
+    # connection's longest one (identical at both ends of the inner chain)
+    def limits(node, partner, rs_id):
+        rs = tb.nodes[node].executor.installed[rs_id].rs
+        return [c.limit_ps for s in rs.stages for r in s.rules for c in r.conditions
+                if isinstance(c, m.PairAgeOver) and c.partner == partner]
+
+    inner_max = max(limits("X1", "X2", inner))
+    assert inner_max == max(limits("X3", "X2", inner)) > 0
+    assert min(limits("X1", "X3", cid)) > inner_max and min(limits("X3", "X1", cid)) > inner_max
+    longest_ps = max(i.max_age_ps for s in tb.nodes.values() for i in s.executor.installed.values())
+
+    tb.run(500)
+    assert tb.nodes["A"].manager.outcomes[cid].reason is Reason.COMPLETED
+    fids = tb.fidelities[cid]
+    assert len(fids) >= 20
+    # Werner closed form: the inner swap at X2 makes the virtual link's pairs, the outer swaps at
+    # X3 and X1 join them to the outer links. Memories lose at most, per qubit, a dephasing of
+    # t / 2 T2 (and amplitude damping t / T1, T1 = 3600 s) over the longest a qubit can hold a
+    # component: the longest discard timer plus the 5 ms an application waits for the other half.
+    virtual = werner_swap(0.98, 0.98)
+    expected = werner_swap(werner_swap(0.96, virtual), 0.96)
+    hold_s = (longest_ps + 5 * MS) / S
+    slack = 8 * (hold_s / (2 * T2_PS / S) + hold_s / 3600)
+    assert all(expected - slack < f <= expected + 1e-9 for f in fids), (expected, slack, fids)
+
+    # the virtual link's pairs: the inner deliveries, renamed alike at both border routers by
+    # the inner Responder (X3) and the inner connection
+    far = {"X1": "X3", "X3": "X1"}
+    names = {n: {ev.name for ev, rid in ready[n] if rid == cid and ev.partner == far[n]}
+             for n in ready}
+    assert names["X1"] and all(nm.origin == f"X3/{inner}" for nm in names["X1"] | names["X3"])
+    assert len(names["X1"] & names["X3"]) >= 20
+
+    # the outer layer's messages never name a node inside N
+    outer_msgs = [(s, p, t, b) for s, p, t, b in sent if cid in json.dumps(b)
+                  and b.get("conn") != inner]
+    assert {t for _, _, t, _ in outer_msgs} >= {"cs.request", "cs.rules", "cs.confirm", "rs.msg"}
+    for s, p, t, b in outer_msgs:
+        assert "X2" not in (s, p) and "X2" not in json.dumps(b), (s, p, t, b)
+
+    # completion closed the inner connection too, and every qubit is free and back in |0>
+    tb.run(20)
+    for n in ("X1", "X2", "X3"):
+        assert tb.nodes[n].manager.connections[inner].state == "closed"
+    o = tb.nodes["X2"].manager.outcomes[inner]
+    assert (o.reason, o.detail) == (Reason.COMPLETED, f"outer connection {cid} closed: completed")
+    assert tb.held_anywhere() == {}
+    assert all_qubits_ground(tb)
+
+
+def test_tearing_the_outer_connection_down_tears_the_inner_one_down():
+    tb = recursive_testbed()
+    tb.nodes["A"].manager.routes = outer_routes(tb, "A", advertised(tb))
+    tb.start_links()
+    cid = tb.nodes["A"].manager.request("B", QoS(5, 0.8, count=10**6))
+    tb.run(30)
+    inner = tb.nodes["X1"].border.inner_of(cid)
+    assert tb.nodes["X2"].manager.connections[inner].state == "active"
+    assert tb.nodes["X2"].executor.stats["pair_ready"] > 0
+    tb.nodes["A"].manager.teardown(cid)
+    tb.run(10)
+    o = tb.nodes["X2"].manager.outcomes[inner]
+    assert (o.reason, o.detail) == (Reason.TORN_DOWN, f"outer connection {cid} closed: torn down")
+    assert tb.held_anywhere() == {}
+    assert all_qubits_ground(tb)
+
+
+@pytest.mark.parametrize("cause", ["resources", "fidelity"])
+def test_a_refusal_inside_the_network_is_an_outer_refusal_naming_the_virtual_link(cause):
+    tb = recursive_testbed(promise=0.999 if cause == "fidelity" else 0.9)
+    tb.nodes["A"].manager.routes = outer_routes(tb, "A", advertised(tb))
+    if cause == "resources":
+        # after the advertisement, X2 is left one qubit; a repeater needs two
+        tb.nodes["X2"].pool.qubits = tb.nodes["X2"].pool.qubits[:1]
+    sent = record_sends(tb)
+    tb.start_links()
+    cid = tb.nodes["A"].manager.request("B", QoS(5, 0.8, count=5))
+    tb.run(30)
+    o = tb.nodes["A"].manager.outcomes[cid]
+    reason = Reason.INSUFFICIENT_RESOURCES if cause == "resources" else Reason.UNREACHABLE_FIDELITY
+    assert (o.established, o.reason, o.node) == (False, reason, "X1")
+    assert o.detail == f"virtual link X1~X3: {reason.value} inside its network"
+    # inside N the refusal names its own node; none of that reaches the outer layer
+    inner = next(c for c in tb.nodes["X1"].manager.connections if c != cid)
+    inner_o = tb.nodes["X1"].manager.outcomes[inner]
+    assert (inner_o.reason, inner_o.node) == (reason, "X3")
+    if cause == "resources":
+        assert inner_o.detail == "X2 has 1 free qubit(s), needs 2"
+    for s, p, t, b in sent:
+        if b.get("conn") == cid:
+            assert "X2" not in json.dumps(b), (s, p, t, b)
+    assert cid not in tb.nodes["B"].manager.connections     # the far side never heard of it
+    assert tb.held_anywhere() == {}
+
+
+def test_a_dead_peer_inside_the_network_closes_the_outer_connection_with_a_reason():
+    tb = recursive_testbed()
+    tb.nodes["A"].manager.routes = outer_routes(tb, "A", advertised(tb))
+    tb.start_links()
+    cid = tb.nodes["A"].manager.request("B", QoS(5, 0.8, count=10**6))
+    tb.run(30)
+    assert tb.nodes["A"].manager.connections[cid].state == "active"
+    inner = tb.nodes["X1"].border.inner_of(cid)
+    tb.crash("X2")
+    tb.run(100)
+    o = tb.nodes["A"].manager.outcomes[cid]
+    assert (o.established, o.reason) == (False, Reason.PEER_DOWN)
+    assert o.node in ("X1", "X3")
+    assert o.detail == "virtual link X1~X3: peer down inside its network"
+    # the border routers saw X2 go; the outer ends only the virtual link
+    assert tb.nodes["X1"].manager.outcomes[inner].detail.startswith("X2: ")
+    for n in ("A", "X1", "X3", "B"):
+        assert tb.nodes[n].manager.connections[cid].state == "closed"
+    live = {n: v for n, v in tb.held_anywhere().items() if not n.startswith("X2")}
+    assert live == {}
