@@ -22,6 +22,7 @@ from qnode_fw.events import PairReady
 from qnode_fw.routing import RouteTable, link_key, werner_swap
 from qnode_fw.routing.cost import bbpssw
 from qnode_fw.ruleset import model as m
+from qnode_fw.ruleset.serialise import from_dict
 from qnode_fw.units import MS, S
 
 INNER = [("X1", "X2"), ("X2", "X3")]
@@ -53,15 +54,15 @@ def outer_routes(tb: SimTestbed, node: str, vl: VirtualLink) -> RouteTable:
     return RouteTable(node, outer)
 
 
-def record_sends(tb: SimTestbed) -> list[tuple[str, str, str, dict]]:
-    """Every control message any node sends, as (sender, addressee, type, body); the real send
-    still runs."""
+def record_sends(tb: SimTestbed) -> list[tuple[str, str, str, dict, int]]:
+    """Every control message any node sends, as (sender, addressee, type, body, when); the real
+    send still runs."""
     sent = []
     for name, stack in tb.nodes.items():
         real = stack.link.send
 
         def spy(peer, msg_type, body, real=real, name=name):
-            sent.append((name, peer, msg_type, body))
+            sent.append((name, peer, msg_type, body, tb.loop.now_ps()))
             return real(peer, msg_type, body)
 
         stack.link.send = spy
@@ -134,7 +135,10 @@ def test_pairs_cross_the_virtual_link_at_the_closed_form_fidelity_and_all_is_fre
         assert (c.path, c.state) == (("X1", "X2", "X3"), "active")
 
     # X1 reported the virtual link with the inner plan's figures and N's fewest free qubits
-    req = next(b for s, p, t, b in sent if t == "cs.request" and b["conn"] == cid and s == "X1")
+    req, forwarded_ps = next((b, at) for s, p, t, b, at in sent
+                             if t == "cs.request" and b["conn"] == cid and s == "X1")
+    # ... and only once the inner connection was active
+    assert forwarded_ps >= tb.nodes["X1"].manager.connections[inner].active_ps
     x1 = req["hops"][-1]
     plan = tb.nodes["X1"].manager.connections[inner].plan
     assert x1["node"] == "X1"
@@ -143,16 +147,26 @@ def test_pairs_cross_the_virtual_link_at_the_closed_form_fidelity_and_all_is_fre
     free_then = len(pool.qubits) - len(pool.partition(inner))
     assert x1["free_qubits"] == min(free_then, tb.nodes["X1"].border.virtual_link(cid).free_qubits)
 
-    # the border routers rewrote the outer discard timers for the virtual link by the inner
-    # connection's longest one (identical at both ends of the inner chain)
-    def limits(node, partner, rs_id):
-        rs = tb.nodes[node].executor.installed[rs_id].rs
+    # the border routers rewrote the outer discard timers for the virtual link (and nothing
+    # else) by the inner connection's longest one, identical at both ends of the inner chain
+    def limits(rs, partner):
         return [c.limit_ps for s in rs.stages for r in s.rules for c in r.conditions
                 if isinstance(c, m.PairAgeOver) and c.partner == partner]
 
-    inner_max = max(limits("X1", "X2", inner))
-    assert inner_max == max(limits("X3", "X2", inner)) > 0
-    assert min(limits("X1", "X3", cid)) > inner_max and min(limits("X3", "X1", cid)) > inner_max
+    def installed(node, rs_id):
+        return tb.nodes[node].executor.installed[rs_id].rs
+
+    inner_max = max(limits(installed("X1", inner), "X2"))
+    assert inner_max == max(limits(installed("X3", inner), "X2")) > 0
+    written = next(b for s, p, t, b, _ in sent if t == "cs.rules" and b["conn"] == cid)["rulesets"]
+    for node, far in (("X1", "X3"), ("X3", "X1")):
+        mine, wire = installed(node, cid), from_dict(written[node])
+        for partner in wire.partners:
+            shift = inner_max if partner == far else 0
+            assert limits(mine, partner) == [t + shift for t in limits(wire, partner)]
+        assert [t.discard_after_ps for t in mine.timing if t.peer == far] == \
+               [t.discard_after_ps + inner_max for t in wire.timing if t.peer == far]
+    assert limits(installed("X1", cid), "X3")       # X1 waits for X3's swap with a discard timer
     longest_ps = max(i.max_age_ps for s in tb.nodes.values() for i in s.executor.installed.values())
 
     tb.run(500)
@@ -178,7 +192,7 @@ def test_pairs_cross_the_virtual_link_at_the_closed_form_fidelity_and_all_is_fre
     assert len(names["X1"] & names["X3"]) >= 20
 
     # the outer layer's messages never name a node inside N
-    outer_msgs = [(s, p, t, b) for s, p, t, b in sent if cid in json.dumps(b)
+    outer_msgs = [(s, p, t, b) for s, p, t, b, _ in sent if cid in json.dumps(b)
                   and b.get("conn") != inner]
     assert {t for _, _, t, _ in outer_msgs} >= {"cs.request", "cs.rules", "cs.confirm", "rs.msg"}
     for s, p, t, b in outer_msgs:
@@ -232,7 +246,7 @@ def test_a_refusal_inside_the_network_is_an_outer_refusal_naming_the_virtual_lin
     assert (inner_o.reason, inner_o.node) == (reason, "X3")
     if cause == "resources":
         assert inner_o.detail == "X2 has 1 free qubit(s), needs 2"
-    for s, p, t, b in sent:
+    for s, p, t, b, _ in sent:
         if b.get("conn") == cid:
             assert "X2" not in json.dumps(b), (s, p, t, b)
     assert cid not in tb.nodes["B"].manager.connections     # the far side never heard of it
