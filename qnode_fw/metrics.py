@@ -188,7 +188,7 @@ class TestbedMetrics:
             # Both ends' latencies are in one list here: observed once, under the first end.
             first = True
             for node_name, end in run.ends.items():
-                self._link_end(node_name, name, len(end.attempts), run.pairs_ready.get(node_name, 0),
+                self._link_end(node_name, name, end.attempt_count, run.pairs_ready.get(node_name, 0),
                                run.herald_latency_ps if first else [], dt_s)
                 first = False
         if "e2e_pairs" in figures:
@@ -208,7 +208,7 @@ class TestbedMetrics:
         links = getattr(lab.role, "links", None)
         if links is not None:
             for name, end in links.ends.items():
-                self._link_end(address, name, len(end.runtime.attempts), end.pairs_ready,
+                self._link_end(address, name, end.runtime.attempt_count, end.pairs_ready,
                                end.herald_latency_ps, dt_s)
             for name, st in links.stations.items():
                 self._station(address, name, st.heralds(), dt_s)

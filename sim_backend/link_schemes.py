@@ -32,6 +32,7 @@ event, from the scheme's timeline) the attempt is resolved without it.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -42,7 +43,7 @@ from qnode_fw.errors import ConfigError, QubitRoleError
 from timing.schemes import (TRANSDUCER_CHANNELS, TRANSDUCER_HERALD_CHANNEL, LinkScheme,
                             LinkSchemeParams)
 
-from .memory_link import LinkEnd, MemoryLink
+from .memory_link import RECORD_SIZE, LinkEnd, MemoryLink
 from .physics.detector import DetectorParams, detect
 from .physics.fibre import Fibre
 from .qnic import Emission
@@ -180,8 +181,9 @@ class AtSourceLink:
     pairing_wait_ps: tuple[int, int] = (0, 0)  # after an end acts, how long its partner may still
     pending: dict[int, list[Emission | None]] = field(default_factory=dict)
     attempts: int = 0
-    #: per attempt: (attempt id, emitted, armed, absorbed, herald click from the photon)
-    record: list[tuple[int, bool, bool, bool, bool]] = field(default_factory=list)
+    #: the latest attempts: (attempt id, emitted, armed, absorbed, herald click from the photon)
+    record: deque[tuple[int, bool, bool, bool, bool]] = field(
+        default_factory=lambda: deque(maxlen=RECORD_SIZE))
     _detector: _TransducerDetector = field(default_factory=_TransducerDetector)
 
     @property
@@ -267,8 +269,10 @@ class MidpointSourceLink:
     shots: dict[int, _Shot] = field(default_factory=dict)
     armed: dict[int, list[Emission | None]] = field(default_factory=dict)
     attempts: int = 0
-    #: per resolved end: (attempt id, end, pairs in the pulse, absorbed pair index or -1, clicked)
-    record: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
+    #: the latest resolved ends: (attempt id, end, pairs in the pulse, absorbed pair index or -1,
+    #: clicked)
+    record: deque[tuple[int, int, int, int, bool]] = field(
+        default_factory=lambda: deque(maxlen=RECORD_SIZE))
     entangled: int = 0
     _detector: _TransducerDetector = field(default_factory=_TransducerDetector)
 

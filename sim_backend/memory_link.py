@@ -14,6 +14,7 @@ apart do not interfere: each click then only collapses its own memory.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,10 @@ from .qnic import Emission
 from .quantum.operators import werner_state
 from .quantum.registry import QubitKey
 
+
+#: Attempts a link's :attr:`~MemoryLink.record` keeps: the latest, to look at; the counters beside
+#: it hold the run's totals (a link resolves an attempt every few microseconds for days).
+RECORD_SIZE = 4096
 
 #: The BSA station's tagger channels: one map, the timing layer's, so the simulated station wires
 #: its detectors exactly where the herald detector looks for them.
@@ -70,8 +75,13 @@ class MemoryLink:
     pairing_tolerance_ps: int = 0
     pending: dict[int, list[Emission | None]] = field(default_factory=dict)
     attempts: int = 0
-    #: per attempt resolved: (attempt_id, projected Bell outcome or None, photons arrived a, b)
-    record: list[tuple[int, BellState | None, bool, bool]] = field(default_factory=list)
+    #: the latest attempts resolved: (attempt_id, projected Bell outcome or None, photons arrived
+    #: a, b); the totals are :attr:`attempts`, :attr:`joint_attempts` (both ends emitted) and
+    #: :attr:`outcomes` (Bell outcome projected on, ``none`` without interference)
+    record: deque[tuple[int, BellState | None, bool, bool]] = field(
+        default_factory=lambda: deque(maxlen=RECORD_SIZE))
+    joint_attempts: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
     last_click: dict[int, int] = field(default_factory=dict)
     _eta: tuple[float, float] | None = None
 
@@ -173,3 +183,11 @@ class MemoryLink:
                 self.last_click[d] = max(int(t[-1]), self.last_click.get(d, int(t[-1])))
                 stream.write(channel, t, trng)
         self.record.append((attempt_id, outcome, arrived[0], arrived[1]))
+        self.joint_attempts += len(present) == 2
+        key = "none" if outcome is None else outcome.value
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+    @property
+    def interfered(self) -> int:
+        """Attempts whose photons were projected on a Bell state, over the run."""
+        return sum(n for k, n in self.outcomes.items() if k != "none")

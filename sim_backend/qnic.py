@@ -13,7 +13,9 @@ Construct with::
 * ``rng``: this QNIC's own numpy Generator (``RandomStreams.get("node:A/qnic:0")``), used for
   measurement outcomes and readout errors;
 * ``communication_qubits``: indices that can emit (all qubits when ``None``); the others are
-  storage qubits, reachable only through :meth:`move`.
+  storage qubits, reachable only through :meth:`move`;
+* ``full_operation_log``: keep every operation in :attr:`operation_log`, not only the latest
+  :data:`OPERATION_LOG_SIZE` (tests that check a whole run against it).
 
 ``emit(index, attempt_id)`` hands an :class:`Emission` to every listener in ``emission_listeners``
 (the simulated :class:`~sim_backend.world.World` registers itself); until a link resolves the
@@ -26,6 +28,7 @@ the ``at_source`` and ``midpoint_source`` schemes) and reaches the listeners the
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,6 +41,10 @@ from .memory_params import MemoryParams
 from .quantum.registry import QuantumRegistry, QubitKey
 
 _MIXED = np.eye(2, dtype=complex) / 2
+
+#: Operations the log keeps by default: the last few milliseconds of a busy QNIC, enough to look at
+#: what it just did; a node running for days would otherwise keep every operation it ever ran.
+OPERATION_LOG_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,8 @@ class SimQNIC(QNIC):
     def __init__(self, name: str, node: str, qnic_address: int, num_qubits: int,
                  registry: QuantumRegistry, clock, rng: np.random.Generator,
                  params: MemoryParams | None = None,
-                 communication_qubits: list[int] | None = None) -> None:
+                 communication_qubits: list[int] | None = None,
+                 full_operation_log: bool = False) -> None:
         super().__init__(name, f"sim://{node}/qnic{qnic_address}")
         if num_qubits < 1:
             raise InstrumentError(f"num_qubits must be at least 1, got {num_qubits}", resource=self.resource)
@@ -73,11 +81,19 @@ class SimQNIC(QNIC):
         for i in self._communication:
             self._check_index(i, "communication_qubits")
         self.emission_listeners: list[Callable[[Emission], None]] = []
-        #: Every operation as (time_ps, operation, indices...): what a lab would log from the AWG.
-        self.operation_log: list[tuple] = []
+        #: The latest operations as (time_ps, operation, indices...): what a lab would log from the
+        #: AWG; the last OPERATION_LOG_SIZE, or every one with ``full_operation_log`` (a test that
+        #: reads a whole run's history). :attr:`operations` counts them all.
+        self.operation_log: list[tuple] | deque[tuple] = (
+            [] if full_operation_log else deque(maxlen=OPERATION_LOG_SIZE))
+        self.operations = 0
         now = clock.now_ps()
         for i in range(num_qubits):
             registry.add(self.key(i), self._decoherence(i), at_ps=now)
+
+    def _log(self, entry: tuple) -> None:
+        self.operation_log.append(entry)
+        self.operations += 1
 
     # -- identity ---------------------------------------------------------------------------
     def identify(self) -> str:
@@ -108,7 +124,7 @@ class SimQNIC(QNIC):
         self._check_index(index, "init")
         now = self.clock.now_ps()
         self.registry.reset(self.key(index), at_ps=now)
-        self.operation_log.append((now, "init", index))
+        self._log((now, "init", index))
 
     def gate(self, gate: Gate, *indices: int) -> None:
         gate, _ = self._checked_gate(gate, indices)
@@ -118,7 +134,7 @@ class SimQNIC(QNIC):
         p = self.params.two_qubit_gate_error if gate.num_qubits == 2 else self.params.single_qubit_gate_error
         if gate is not Gate.I:
             self.registry.depolarize(keys, p, at_ps=now)
-        self.operation_log.append((now, gate.value, *indices))
+        self._log((now, gate.value, *indices))
 
     def measure(self, index: int, basis: Basis = Basis.Z) -> int:
         self._check_index(index, "measure")
@@ -127,7 +143,7 @@ class SimQNIC(QNIC):
         outcome = self.registry.measure(self.key(index), basis.value, self.rng, at_ps=now)
         if self.params.measurement_error > 0 and self.rng.random() < self.params.measurement_error:
             outcome ^= 1
-        self.operation_log.append((now, f"measure_{basis.value}", index))
+        self._log((now, f"measure_{basis.value}", index))
         return outcome
 
     def emit(self, index: int, attempt_id: int) -> None:
@@ -147,7 +163,7 @@ class SimQNIC(QNIC):
         # emitting: the photon carries half of the entanglement away; absorbing: the qubit is
         # prepared for whatever arrives. Either way it is maximally mixed until the link resolves.
         self.registry.set_state([key], _MIXED, at_ps=now)
-        self.operation_log.append((now, operation, index, attempt_id))
+        self._log((now, operation, index, attempt_id))
         emission = Emission(key, int(attempt_id), now, absorb=operation == "absorb")
         for listener in list(self.emission_listeners):
             listener(emission)
@@ -169,7 +185,7 @@ class SimQNIC(QNIC):
         self.registry.apply(swap, [src, dst], at_ps=now)
         self.registry.reset(src, at_ps=now)
         self.registry.depolarize([dst], self.params.move_error, at_ps=now)
-        self.operation_log.append((now, "move", source, destination))
+        self._log((now, "move", source, destination))
 
     def duration_ps(self, operation: str) -> int:
         op = str(getattr(operation, "value", operation))

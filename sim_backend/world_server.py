@@ -429,9 +429,8 @@ class WorldServer:
         out = asdict(self.stats)
         out["nodes"] = sorted(c.node for c in self.clients.values() if not c.stale)
         out["curve"] = self.curve is not None
-        out["memory_links"] = {n: {"attempts": l.attempts,
-                                   "interfered": sum(1 for r in l.record if r[1] is not None),
-                                   "outcomes": _outcome_counts(l.record)}
+        out["memory_links"] = {n: {"attempts": l.attempts, "joint_attempts": l.joint_attempts,
+                                   "interfered": l.interfered, "outcomes": dict(l.outcomes)}
                                for n, l in self.world.memory_links.items()}
         out["lost_emissions"] = len(self.world.lost_emissions)
         out["events"] = self.loop.events_processed
@@ -442,15 +441,6 @@ class WorldServer:
             self._tick_timer.cancel()
         self.loop.remove_reader(self.socket)
         self.socket.close(0)
-
-
-def _outcome_counts(record: list) -> dict[str, int]:
-    """Bell outcomes the photons were projected on, per attempt (``none``: no interference)."""
-    counts: dict[str, int] = {}
-    for entry in record:
-        key = "none" if entry[1] is None else entry[1].value
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 def _info(kind: str, instrument: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Attempts are driven either by an :class:`~timing.schedule.AttemptSchedule` per e
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from drivers.qnic import QNIC
@@ -40,6 +41,12 @@ from .schemes import EndRole, LinkScheme, LinkSchemeParams
 
 log = logging.getLogger(__name__)
 
+#: Attempts an end keeps in :attr:`LinkEndRuntime.attempts`, heralds a station keeps in
+#: :attr:`BsaStationRuntime.sent`: the latest ones (far more than a herald's round trip, so a
+#: herald still finds its attempt); counters hold the run's totals, since a link makes an attempt
+#: every few microseconds for as long as the node runs.
+HISTORY_SIZE = 4096
+
 
 class LinkEndRuntime:
     """End ``index`` of link ``params`` on this node."""
@@ -49,7 +56,7 @@ class LinkEndRuntime:
                  on_pair_ready: Callable[[PairReady], None],
                  tagger: TimeTagger | None = None, qubits: tuple[int, ...] | None = None,
                  fidelity_estimate: float = 0.0, expiry_ps: int | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, full_attempt_history: bool = False) -> None:
         self.loop = loop
         self.params = params
         self.index = index
@@ -71,8 +78,14 @@ class LinkEndRuntime:
                                  on_pair_ready=self._ready, release=self._released,
                                  expiry_ps=expiry_ps or params.binder_expiry_ps(index),
                                  fidelity_estimate=fidelity_estimate, loop=loop)
-        #: (attempt id, loop time of the emission or arming, qubit index) of every attempt made
-        self.attempts: list[tuple[int, int, int]] = []
+        #: (attempt id, loop time of the emission or arming, qubit index) of the latest
+        #: HISTORY_SIZE attempts (every one with ``full_attempt_history``, for a test that reads
+        #: a whole run); :attr:`attempt_count` counts them all, and ``attempt_listeners`` hear
+        #: each attempt id as it is made
+        self.attempts: list[tuple[int, int, int]] | deque[tuple[int, int, int]] = (
+            [] if full_attempt_history else deque(maxlen=HISTORY_SIZE))
+        self.attempt_count = 0
+        self.attempt_listeners: list[Callable[[int], None]] = []
         self.heralder: TaggerHeralder | None = None
         self._joined: dict[int, list[Outcome | None]] = {}
         if params.heralds_locally(index):
@@ -115,6 +128,9 @@ class LinkEndRuntime:
         if self.heralder is not None:
             self.heralder.expect(attempt_id)
         self.attempts.append((attempt_id, now, q))
+        self.attempt_count += 1
+        for fn in self.attempt_listeners:
+            fn(attempt_id)
         return q
 
     def start_schedule(self, demand: DemandCounter,
@@ -193,7 +209,11 @@ class BsaStationRuntime:
         self.params = params
         self.endpoint = endpoint
         self.heralder = TaggerHeralder(loop, tagger, params, None, self._outcome, every_slot=True)
-        self.sent: list[tuple[int, Outcome, int]] = []
+        #: (attempt id, outcome, herald time) of the latest HISTORY_SIZE frames sent; the totals
+        #: are :attr:`heralds_sent` (Ψ±) and :attr:`failures_sent`
+        self.sent: deque[tuple[int, Outcome, int]] = deque(maxlen=HISTORY_SIZE)
+        self.heralds_sent = 0
+        self.failures_sent = 0
         self._last_herald_ps = -(1 << 62)
 
     def start(self) -> None:
@@ -213,6 +233,15 @@ class BsaStationRuntime:
         for node in self.params.nodes:
             self.endpoint.send(node, FrameType.HERALD, attempt_id, t_ps, outcome)
         self.sent.append((attempt_id, outcome, t_ps))
+        if outcome.bell_state is not None:
+            self.heralds_sent += 1
+        else:
+            self.failures_sent += 1
+
+    @property
+    def last_herald_ps(self) -> int | None:
+        """Time of the latest Ψ± herald sent (None before the first)."""
+        return self._last_herald_ps if self.heralds_sent else None
 
 
 class EppsStationRuntime:

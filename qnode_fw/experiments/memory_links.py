@@ -92,6 +92,10 @@ class LinkPhysics(Params):
     max_pairs_per_link: int = Field(2, ge=1)
 
 
+#: one-sided attempts a link remembers while waiting for the other end to act in the same slot
+_ACTED_KEPT = 1024
+
+
 @dataclass
 class LinkRun:
     """One link's parts, for statistics and metrics."""
@@ -117,6 +121,11 @@ class LinkRun:
     pump: object = None                  # midpoint_source: the EPPS station's pump schedule
     last_slot_ps: int = -(1 << 62)       # slot time of the latest attempt made at either end
     logged_heralds: int = 0
+    logged_failures: int = 0
+    #: attempts in which both ends acted, counted as they are made (the ends keep only their
+    #: latest attempts); attempt id -> the ends (bit i: end i) that acted in it so far
+    joint: int = 0
+    _acted: dict[int, int] = field(default_factory=dict)
     #: attempts bound at either end, and those whose memories the simulator left unentangled
     bound: set[int] = field(default_factory=set)
     false_heralds: set[int] = field(default_factory=set)
@@ -135,14 +144,26 @@ class LinkRun:
 
     def joint_attempts(self) -> int:
         """Attempts in which both ends acted (only those can herald a pair)."""
-        a, b = (set(k for k, _t, _q in e.attempts) for e in self.ends.values())
-        return len(a & b)
+        return self.joint
+
+    def acted(self, index: int, attempt_id: int) -> None:
+        """End ``index`` made attempt ``attempt_id``."""
+        ends = self._acted.pop(attempt_id, 0) | (1 << index)
+        if ends == 3:
+            self.joint += 1
+        else:
+            self._acted[attempt_id] = ends
+            if len(self._acted) > _ACTED_KEPT:
+                # both ends act in the same grid slot, within fibre delays of each other: an
+                # attempt far behind this one will not be joined any more
+                horizon = attempt_id - _ACTED_KEPT // 2
+                self._acted = {k: v for k, v in self._acted.items() if k >= horizon}
 
     def heralds(self) -> int:
         """Successful heralds: Ψ± sent by the BSA, or attempts bound at the ends (at_source: the
         receiver's successes; midpoint_source: both ends absorbed)."""
         if self.station_runtime is not None:
-            return len([s for s in self.station_runtime.sent if s[1].bell_state is not None])
+            return self.station_runtime.heralds_sent
         return len(self.bound)
 
 
@@ -279,6 +300,7 @@ class MemoryLinks:
                                  tagger=reads.get(node_name) if params.heralds_locally(i) else None,
                                  qubits=spec.shares[node_name], fidelity_estimate=spec.fidelity,
                                  expiry_ps=expiry, clock=self._clock(node_name))
+            end.attempt_listeners.append(lambda k, i=i, r=run: r.acted(i, k))
             run.ends[node_name] = end
             run.qubits[node_name] = spec.shares[node_name]
             run.pairs_ready[node_name] = 0
@@ -603,13 +625,12 @@ class MemoryLinks:
         record's view of the stations and transducers, one line per refresh, not per attempt)."""
         for run in self.links.values():
             if run.station_runtime is not None:
-                sent = run.station_runtime.sent
-                new = sent[run.logged_heralds:]
-                run.logged_heralds = len(sent)
-                ok = [h for h in new if h[1].bell_state is not None]
+                rt = run.station_runtime
+                ok, failed = rt.heralds_sent - run.logged_heralds, rt.failures_sent - run.logged_failures
+                run.logged_heralds, run.logged_failures = rt.heralds_sent, rt.failures_sent
                 if ok:
-                    self.ctx.log("station.heralds", run.station, link=run.name, heralds=len(ok),
-                                 failures=len(new) - len(ok), last_ps=int(ok[-1][2]))
+                    self.ctx.log("station.heralds", run.station, link=run.name, heralds=ok,
+                                 failures=failed, last_ps=int(rt.last_herald_ps))
             else:
                 count = len(run.bound)
                 if count > run.logged_heralds:

@@ -189,7 +189,7 @@ class StationLink:
     timer: Any = None
 
     def heralds(self) -> int:
-        return len([s for s in self.runtime.sent if s[1].bell_state is not None])
+        return self.runtime.heralds_sent
 
 
 class NodeLinks:
@@ -447,8 +447,7 @@ class NodeLinks:
         out: dict[str, Any] = {}
         for name, end in self.ends.items():
             lat = np.array(end.herald_latency_ps, float)
-            out[name] = {"attempts": len(end.runtime.attempts), "pairs_ready": end.pairs_ready,
-                         "attempt_ids": [k for k, _t, _q in end.runtime.attempts],
+            out[name] = {"attempts": end.runtime.attempt_count, "pairs_ready": end.pairs_ready,
                          "vetoed": end.schedule.vetoed,
                          "herald_latency_us_mean": float(lat.mean() / 1e6) if lat.size else None}
         for name, st in self.stations.items():

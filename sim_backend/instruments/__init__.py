@@ -20,7 +20,8 @@ from .time_tagger import SimTimeTagger
 
 def _qnic_from_config(cls, spec, context):
     """Options: ``node`` (required), ``qnic_address`` (0), ``num_qubits`` (2),
-    ``communication_qubits`` (all), ``memory`` (MemoryParams fields)."""
+    ``communication_qubits`` (all), ``memory`` (MemoryParams fields), ``full_operation_log``
+    (false: the log keeps the latest operations only)."""
     from qnode_fw.errors import ConfigError
 
     world = world_from_context(spec, context)
@@ -34,7 +35,8 @@ def _qnic_from_config(cls, spec, context):
     rng = streams.get(f"node:{options['node']}/qnic:{qnic_address}")
     qnic = cls(spec.name, str(options["node"]), qnic_address, int(options.get("num_qubits", 2)),
                world.registry, world.clock, rng, params=memory,
-               communication_qubits=options.get("communication_qubits"))
+               communication_qubits=options.get("communication_qubits"),
+               full_operation_log=bool(options.get("full_operation_log", False)))
     world.add_qnic(qnic)
     return qnic
 

@@ -4,6 +4,7 @@ to the World's marker listeners on the event loop)."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,9 @@ from drivers.awg_common import checked_channel, checked_name, checked_samples
 from qnode_fw.errors import InstrumentError
 
 from .common import limits_of, world_from_context
+
+#: Bursts :attr:`SimAWG.played` keeps: the latest ones, to look at what the AWG just did.
+PLAYED_LOG_SIZE = 1024
 
 
 @dataclass
@@ -48,8 +52,10 @@ class SimAWG(AWG):
         self._waveforms: dict[str, _Waveform] = {}
         self._channels = {ch: _Channel() for ch in range(1, self._num_channels + 1)}
         self.running = False
-        #: (time_ps, channel, marker, edge times) per played burst
-        self.played: list[tuple[int, int, int, np.ndarray]] = []
+        #: (time_ps, channel, marker, edge times) of the latest PLAYED_LOG_SIZE bursts (a node
+        #: triggers one per attempt cycle for as long as it runs); :attr:`bursts` counts them all
+        self.played: deque[tuple[int, int, int, np.ndarray]] = deque(maxlen=PLAYED_LOG_SIZE)
+        self.bursts = 0
 
     @classmethod
     def from_config(cls, spec, context):
@@ -150,4 +156,5 @@ class SimAWG(AWG):
                 index = (np.arange(ch.cycles)[:, None] * n + rising[None, :]).ravel()
                 times = start + np.rint(index * dt_ps).astype(np.int64)
                 self.played.append((start, number, marker, times))
+                self.bursts += 1
                 self.world.marker_edges(self.name, number, marker, times)

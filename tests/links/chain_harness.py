@@ -112,7 +112,8 @@ def build_chain(repeater: str, settings: ChainSettings = ChainSettings(), *, see
     b_memory = dict(IDEAL, move_error=s.move_error, durations_ps=durations)
     comm = [0] if repeater == "switched" else [0, 1]
     qnics["B"] = open_instrument(InstrumentSpec("qB", "qnic", "sim", "sim", options={
-        "node": "B", "num_qubits": 2, "communication_qubits": comm, "memory": b_memory}), ctx)
+        "node": "B", "num_qubits": 2, "communication_qubits": comm, "memory": b_memory,
+        "full_operation_log": True}), ctx)             # swap_times() reads the whole run
     switch = None
     switches, wired = {}, {}
     if repeater == "switched":

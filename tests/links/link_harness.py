@@ -97,7 +97,8 @@ def run_link(scheme: LinkScheme, fibre_km: tuple[float, float], *, period_ps: in
             (peer, node, f.attempt_id, loop.now_ps(), int(f.outcome))))
         end = LinkEndRuntime(loop, params, i, qnics[i], pool, endpoint,
                              on_pair_ready=lambda r, i=i: _consume(run, i, r, loop.now_ps()),
-                             tagger=taggers.get(node), fidelity_estimate=physics.link_fidelity)
+                             tagger=taggers.get(node), fidelity_estimate=physics.link_fidelity,
+                             full_attempt_history=True)
         run.ends.append(end)
     for end in run.ends:
         end.start_schedule(demand)

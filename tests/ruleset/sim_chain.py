@@ -114,7 +114,8 @@ class SimChain:
         self._last_name: dict[int, int] = {}
         for i, n in enumerate(path):
             rng = (qnic_rngs or {}).get(n) or np.random.default_rng([seed, 2, i])
-            qnic = SimQNIC(f"{n}-qnic", n, 0, qubits, self.registry, self.loop.clock, rng, params)
+            qnic = SimQNIC(f"{n}-qnic", n, 0, qubits, self.registry, self.loop.clock, rng, params,
+                           full_operation_log=True)      # compared whole between two runs
             ex = RuleSetExecutor(n, self.loop, [qnic],
                                  send=lambda peer, msg, n=n: self.bus.send(n, peer, msg),
                                  deliver=lambda ev, n=n: self._delivered(n, ev),

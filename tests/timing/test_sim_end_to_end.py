@@ -171,7 +171,8 @@ def build(*, km: float, collection: float, efficiency: float, dark_hz: float, pe
                   link.eta(0, world), efficiency, dark_hz * WINDOW * 1e-12)
     for i, node in enumerate(params.nodes):
         qnic = open_instrument(InstrumentSpec(f"q{node}", "qnic", "sim", "sim", options={
-            "node": node, "num_qubits": qubits, "memory": MEMORY}), ctx)
+            "node": node, "num_qubits": qubits, "memory": MEMORY,
+            "full_operation_log": True}), ctx)      # emitted() reads the whole run
         pool = CommQubitPool(qnic, node_loop.clock, held=lambda node=node: bed.held[node])
         end = LinkEndRuntime(node_loop, params, i, qnic, pool, endpoints[node],
                              on_pair_ready=lambda r, node=node: _on_ready(bed, node, r),
