@@ -172,11 +172,12 @@ class ConnectionManager:
             path = route.path
         conn = Connection(conn_id, tuple(path), qos, 0)
         self._track(conn)
-        body = {"conn": conn_id, "path": list(conn.path), "qos": qos.to_wire(),
-                "hops": [self.hop_report(conn).to_wire()]}
+        body = {"conn": conn_id, "path": list(conn.path), "qos": qos.to_wire()}
         if embeds is not None:
             body["outer"] = embeds
-        self._send(conn, conn.path[1], "cs.request", body)
+        if self.border is not None and self.border.intercepts_request(conn, body, []):
+            return conn_id      # the first hop is a virtual link: sent once it is up
+        self.forward_request(conn, body, [self.hop_report(conn)])
         return conn_id
 
     def teardown(self, conn_id: str, reason: Reason = Reason.TORN_DOWN, detail: str = "on demand") -> None:

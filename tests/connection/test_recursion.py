@@ -69,6 +69,16 @@ def record_sends(tb: SimTestbed) -> list[tuple[str, str, str, dict, int]]:
     return sent
 
 
+def memory_slack(tb: SimTestbed, qubits: int) -> float:
+    """How far below the Werner closed form memories can take a delivered pair, read from the
+    RuleSets installed now: per qubit that held a component at most a dephasing of t / 2 T2 and
+    an amplitude damping of t / T1 (T1 = 3600 s), t = the longest discard timer plus the 5 ms an
+    application waits for the other half."""
+    longest_ps = max(i.max_age_ps for s in tb.nodes.values() for i in s.executor.installed.values())
+    hold_s = (longest_ps + 5 * MS) / S
+    return qubits * (hold_s / (2 * T2_PS / S) + hold_s / 3600)
+
+
 def all_qubits_ground(tb: SimTestbed) -> bool:
     ground = np.diag([1.0, 0.0]).astype(complex)
     return all(np.allclose(tb.registry.density_matrix([s.qnic.key(i)]), ground, atol=1e-9)
@@ -167,20 +177,18 @@ def test_pairs_cross_the_virtual_link_at_the_closed_form_fidelity_and_all_is_fre
         assert [t.discard_after_ps for t in mine.timing if t.peer == far] == \
                [t.discard_after_ps + inner_max for t in wire.timing if t.peer == far]
     assert limits(installed("X1", cid), "X3")       # X1 waits for X3's swap with a discard timer
-    longest_ps = max(i.max_age_ps for s in tb.nodes.values() for i in s.executor.installed.values())
+    slack = memory_slack(tb, 8)         # four links, two qubits each
 
     tb.run(500)
     assert tb.nodes["A"].manager.outcomes[cid].reason is Reason.COMPLETED
     fids = tb.fidelities[cid]
     assert len(fids) >= 20
     # Werner closed form: the inner swap at X2 makes the virtual link's pairs, the outer swaps at
-    # X3 and X1 join them to the outer links. Memories lose at most, per qubit, a dephasing of
-    # t / 2 T2 (and amplitude damping t / T1, T1 = 3600 s) over the longest a qubit can hold a
-    # component: the longest discard timer plus the 5 ms an application waits for the other half.
+    # X3 and X1 join them to the outer links; memories take at most ``slack`` off.
     virtual = werner_swap(0.98, 0.98)
     expected = werner_swap(werner_swap(0.96, virtual), 0.96)
-    hold_s = (longest_ps + 5 * MS) / S
-    slack = 8 * (hold_s / (2 * T2_PS / S) + hold_s / 3600)
+    print(f"virtual link F {virtual:.5f}; e2e closed form {expected:.5f}, slack {slack:.2g}, "
+          f"delivered {min(fids):.5f}..{max(fids):.5f} ({len(fids)} pairs)")
     assert all(expected - slack < f <= expected + 1e-9 for f in fids), (expected, slack, fids)
 
     # the virtual link's pairs: the inner deliveries, renamed alike at both border routers by
@@ -273,3 +281,26 @@ def test_a_dead_peer_inside_the_network_closes_the_outer_connection_with_a_reaso
         assert tb.nodes[n].manager.connections[cid].state == "closed"
     live = {n: v for n, v in tb.held_anywhere().items() if not n.startswith("X2")}
     assert live == {}
+
+
+@pytest.mark.parametrize("ends", [("A", "X3"), ("X1", "B")])
+def test_a_connection_may_start_or_end_at_a_border_router(ends):
+    tb = recursive_testbed()
+    start, end = ends
+    tb.nodes[start].manager.routes = outer_routes(tb, start, advertised(tb))
+    tb.start_links()
+    cid = tb.nodes[start].manager.request(end, QoS(5, 0.8, count=40))
+    tb.run(10)                          # set up, still delivering
+    slack = memory_slack(tb, 6)         # three links, two qubits each
+    tb.run(290)
+    assert tb.nodes[start].manager.outcomes[cid].reason is Reason.COMPLETED
+    assert tb.nodes[start].manager.connections[cid].path == \
+        {"A": ("A", "X1", "X3"), "X1": ("X1", "X3", "B")}[start]
+    # the end at the border router gets the end-to-end pairs; the inner ones went to the outer
+    # RuleSet, never to an application
+    assert len(tb.fidelities[cid]) >= 40 and list(tb.fidelities) == [cid]
+    expected = werner_swap(0.96, werner_swap(0.98, 0.98))
+    assert all(expected - slack < f <= expected + 1e-9 for f in tb.fidelities[cid])
+    tb.run(20)
+    assert tb.held_anywhere() == {}
+    assert all_qubits_ground(tb)
