@@ -22,6 +22,8 @@ from qnode_fw.bell import BellState
 from qnode_fw.clock import VirtualClock
 from qnode_fw.connection import ConnectionManager, MuxPolicy, ResourcePool, SetupSettings
 from qnode_fw.connection.border import BorderRouter, VirtualLinkSpec
+from qnode_fw.connection.planner import Refusal
+from qnode_fw.connection.virtual_link import VirtualLink
 from qnode_fw.control import Impairments, InProcessNetwork, LinkSettings
 from qnode_fw.events import PairReady
 from qnode_fw.loop import EventLoop
@@ -68,6 +70,8 @@ class SimTestbed:
         names = sorted({n for k in self.links for n in k})
         costs = {k: seconds_per_pair(v.fidelity, v.rate, index_fidelity) for k, v in self.links.items()}
         self.costs = costs
+        self.index_fidelity = index_fidelity
+        self.memory_t2_ps = memory_t2_ps
         params = MemoryParams(storage_t2_ps=memory_t2_ps, communication_t2_ps=memory_t2_ps,
                               single_qubit_gate_error=0.0, two_qubit_gate_error=0.0,
                               measurement_error=0.0)
@@ -203,6 +207,22 @@ class SimTestbed:
                                     specs)
         return stack.border
 
+    def advertise(self, inner_path: list[str], min_fidelity: float) -> VirtualLink | Refusal:
+        """The virtual link over ``inner_path`` as its entry border router advertises it: the
+        inner planner on the links' figures and the nodes' qubits."""
+        return VirtualLink.advertised(inner_path, self._figures,
+                                      lambda n: len(self.nodes[n].pool.qubits), self.memory_t2_ps,
+                                      min_fidelity)
+
+    def outer_routes(self, node: str, inner_links: list[tuple[str, str]],
+                     virtual: VirtualLink) -> RouteTable:
+        """``node``'s route table in the outer layer: the physical links outside the network
+        and the virtual link in place of the network's inside."""
+        inside = {link_key(*k) for k in inner_links}
+        costs = {k: c for k, c in self.costs.items() if k not in inside}
+        costs[link_key(virtual.entry, virtual.exit)] = virtual.cost(self.index_fidelity)
+        return RouteTable(node, costs)
+
     # -- helpers ----------------------------------------------------------------------------
     def run(self, ms: float) -> None:
         self.loop.run_until(self.loop.now_ps() + int(ms * MS))
@@ -215,6 +235,24 @@ class SimTestbed:
             if s.manager.held():
                 out[n + ":reserved"] = s.manager.held()
         return out
+
+
+#: The network behind the border routers of :func:`border_chain`.
+BORDER_CHAIN_INNER = [("X1", "X2"), ("X2", "X3")]
+
+
+def border_chain(inner: LinkSpec, outer: LinkSpec, promise: float,
+                 extra: dict[tuple[str, str], LinkSpec] | None = None, **kw) -> SimTestbed:
+    """A - X1 ~ X3 - B: network X1-X2-X3 (links ``inner``) behind border routers X1 and X3, which
+    serve it as one virtual link promising ``promise`` fidelity; A-X1 and X3-B are ``outer``;
+    ``extra`` adds links outside the network. Every node's route table is the physical one: give
+    an Initiator :meth:`SimTestbed.outer_routes` to route in the outer layer."""
+    links = {("A", "X1"): outer, ("X1", "X2"): inner, ("X2", "X3"): inner, ("X3", "B"): outer}
+    links.update(extra or {})
+    tb = SimTestbed(links, **kw)
+    for node, far in (("X1", "X3"), ("X3", "X1")):
+        tb.border_router(node, [VirtualLinkSpec(far, promise)], BORDER_CHAIN_INNER)
+    return tb
 
 
 def chain_names(n: int) -> list[str]:

@@ -14,44 +14,35 @@ import json
 import numpy as np
 import pytest
 
-from conn_harness import LinkSpec, SimTestbed
+from conn_harness import BORDER_CHAIN_INNER as INNER
+from conn_harness import LinkSpec, SimTestbed, border_chain
 from qnode_fw.connection import QoS, Reason
-from qnode_fw.connection.border import VirtualLinkSpec
 from qnode_fw.connection.virtual_link import VirtualLink
 from qnode_fw.events import PairReady
-from qnode_fw.routing import RouteTable, link_key, werner_swap
+from qnode_fw.routing import RouteTable, werner_swap
 from qnode_fw.routing.cost import bbpssw
 from qnode_fw.ruleset import model as m
 from qnode_fw.ruleset.serialise import from_dict
 from qnode_fw.units import MS, S
 
-INNER = [("X1", "X2"), ("X2", "X3")]
 T2_PS = 100 * S          # long memories: the closed form below then bounds the delivered pairs tightly
 INDEX_F = 0.8
 
 
 def recursive_testbed(inner: LinkSpec = LinkSpec(3000, 0.98), outer: LinkSpec = LinkSpec(2000, 0.96),
-                      promise: float = 0.9, extra: dict | None = None, **kw) -> SimTestbed:
-    links = {("A", "X1"): outer, ("X1", "X2"): inner, ("X2", "X3"): inner, ("X3", "B"): outer}
-    links.update(extra or {})
-    tb = SimTestbed(links, memory_t2_ps=T2_PS, index_fidelity=INDEX_F, **kw)
-    for node, far in (("X1", "X3"), ("X3", "X1")):
-        tb.border_router(node, [VirtualLinkSpec(far, promise)], INNER)
-    return tb
+                      promise: float = 0.9, extra: dict | None = None) -> SimTestbed:
+    return border_chain(inner, outer, promise, extra, memory_t2_ps=T2_PS, index_fidelity=INDEX_F)
 
 
 def advertised(tb: SimTestbed, promise: float = 0.9) -> VirtualLink:
-    vl = VirtualLink.advertised(["X1", "X2", "X3"], tb._figures, lambda n: len(tb.nodes[n].pool.qubits),
-                                T2_PS, promise)
+    vl = tb.advertise(["X1", "X2", "X3"], promise)
     assert isinstance(vl, VirtualLink), vl
     return vl
 
 
 def outer_routes(tb: SimTestbed, node: str, vl: VirtualLink) -> RouteTable:
     """The outer layer's view: its physical links and the virtual link, never N's inside."""
-    outer = {k: c for k, c in tb.costs.items() if k not in {link_key(*i) for i in INNER}}
-    outer[link_key(vl.entry, vl.exit)] = vl.cost(INDEX_F)
-    return RouteTable(node, outer)
+    return tb.outer_routes(node, INNER, vl)
 
 
 def record_sends(tb: SimTestbed) -> list[tuple[str, str, str, dict, int]]:
