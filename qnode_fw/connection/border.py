@@ -171,6 +171,18 @@ class BorderRouter:
         self.manager.forward_request(outer, body, hops + [report])
 
     # -- return pass: the outer RuleSet's Stages for the virtual link -----------------------
+    def qubits_inside(self, conn: Connection, need: int) -> int:
+        """How many of the ``need`` qubits outer connection ``conn`` would reserve here the
+        inner connection already holds: the virtual link's pairs arrive on the inner
+        connection's qubits, so the outer reservation leaves out that side (up to what the
+        inner one reserved here)."""
+        crossing = self._by_outer.get(conn.conn_id)
+        if crossing is None or conn.plan is None:
+            return 0
+        per_side = 2 if conn.plan.rounds else 1
+        inner = len(self.manager.pool.partition(crossing.inner))
+        return min(per_side, inner, need)
+
     def rewrite(self, conn: Connection, rs: m.RuleSet) -> m.RuleSet:
         """The outer RuleSet as this border router installs it (unchanged for other RuleSets)."""
         crossing = self._by_outer.get(conn.conn_id)

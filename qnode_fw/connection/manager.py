@@ -282,6 +282,8 @@ class ConnectionManager:
 
     def _install(self, conn: Connection, body: dict) -> bool:
         need = conn.plan.qubits_needed(conn.pos, len(conn.path))
+        if self.border is not None:
+            need -= self.border.qubits_inside(conn, need)
         got = self.pool.reserve(conn.conn_id, need)
         if got is None:
             self._close(conn, Reason.INSUFFICIENT_RESOURCES,

@@ -145,6 +145,9 @@ def test_pairs_cross_the_virtual_link_at_the_closed_form_fidelity_and_all_is_fre
     assert x1["node"] == "X1"
     assert (x1["link"]["rate"], x1["link"]["fidelity"]) == (plan.rate, plan.fidelity)
     pool = tb.nodes["X1"].pool          # when X1 reported, only the inner connection held qubits
+    # the virtual link's pairs sit on the inner connection's qubit: the outer connection
+    # reserves only its A side, so X1 holds two qubits, as a repeater of a flat chain would
+    assert (len(pool.partition(inner)), len(pool.partition(cid))) == (1, 1)
     free_then = len(pool.qubits) - len(pool.partition(inner))
     assert x1["free_qubits"] == min(free_then, tb.nodes["X1"].border.virtual_link(cid).free_qubits)
 
