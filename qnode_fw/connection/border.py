@@ -33,6 +33,10 @@ router, created when its oldest component was. Both ends rename the pair alike f
 name: ``<inner Responder/inner connection id, timestamp of the inner name>``, so the names are
 unique on each node and the outer swap results of the two border routers agree on them.
 
+**Qubits.** The virtual link's pairs sit on the inner connection's qubits, so a border router's
+outer reservation leaves out its virtual side (:meth:`BorderRouter.qubits_inside`): it holds
+what a repeater of the flat chain would.
+
 **Close, both ways.** Closing the outer connection at a border router tears the inner one down
 (reason carried over), which releases the inner RuleSets and qubits across the network; an inner
 connection that closes (a dead inner peer, a timeout) closes the outer one with that reason and
