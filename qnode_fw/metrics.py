@@ -47,6 +47,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from .recent import LatencyLog
 from .units import S
 
 _LATENCY_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2, 0.1, 1.0)
@@ -148,22 +149,24 @@ class TestbedMetrics:
             tally = _Tally(p.stage for p in inst.pairs.values())
             for si, stage in enumerate(inst.rs.stages):
                 self.stage_pairs.labels(address, rs_id, stage.name).set(tally.get(si, 0))
-        delivered = [d for d in node.delivered[self._delivered_seen.get(address, 0):]
+        delivered = [d for d in node.delivered.since(self._delivered_seen.get(address, 0))
                      if hasattr(d, "fidelity_estimate")]
         self._delivered_seen[address] = len(node.delivered)
         if delivered:
             self.fidelity_estimate.labels(address).set(
                 sum(d.fidelity_estimate for d in delivered) / len(delivered))
 
-    def _link_end(self, node: str, link: str, attempts: int, pairs: int, latencies_ps: list[int],
-                  dt_s: float | None) -> None:
+    def _link_end(self, node: str, link: str, attempts: int, pairs: int,
+                  latencies_ps: LatencyLog | None, dt_s: float | None) -> None:
         d_att = self._bump(self.attempts, (node, link), attempts)
         d_pair = self._bump(self.pairs, (node, link), pairs)
         if dt_s:
             self.attempt_rate.labels(node, link).set(d_att / dt_s)
             self.pair_rate.labels(node, link).set(d_pair / dt_s)
+        if latencies_ps is None:
+            return
         seen = self._latency_seen.get((node, link), 0)
-        for lat in latencies_ps[seen:]:
+        for lat in latencies_ps.since(seen):
             self.latency.labels(link).observe(lat / S)
         self._latency_seen[(node, link)] = len(latencies_ps)
 
@@ -189,7 +192,7 @@ class TestbedMetrics:
             first = True
             for node_name, end in run.ends.items():
                 self._link_end(node_name, name, end.attempt_count, run.pairs_ready.get(node_name, 0),
-                               run.herald_latency_ps if first else [], dt_s)
+                               run.herald_latency_ps if first else None, dt_s)
                 first = False
         if "e2e_pairs" in figures:
             self.e2e_pairs.set(figures["e2e_pairs"])

@@ -35,6 +35,7 @@ from .control import ControlLink
 from .errors import ConfigError
 from .logs import event
 from .loop import EventLoop
+from .recent import RecentLog
 from .rng import RandomStreams
 from .routing import LinkFigures, RouteTable, seconds_per_pair
 from .ruleset.circuits import bsm_duration_ps
@@ -114,7 +115,8 @@ class Node:
         self._deliver_hook = deliver
         #: Further ``fn(node_address, event)`` called for every delivery (the application API).
         self.delivery_listeners: list[Callable[[NodeAddress, object], None]] = []
-        self.delivered: list[object] = []
+        #: pairs delivered to the applications: the latest kept, len() counts them all
+        self.delivered: RecentLog[object] = RecentLog()
         self.stack = ComponentStack(self.address)
         self.stack.add(FunctionComponent("instruments", self._open_instruments, self._close_instruments))
         self.stack.add(FunctionComponent("qnics", self._open_qnics, self._close_qnics))

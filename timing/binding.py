@@ -11,7 +11,8 @@ finds its entry already consumed, a reordered herald still finds its own attempt
 from anyone but the heralding node, or for another link, binds nothing. A herald whose pair name
 this end has bound before binds nothing either (the station never reuses a name, see
 :class:`~timing.link_end.BsaStationRuntime`; this end refuses one rather than hold two pairs
-under one name).
+under one name). The binder remembers the latest :data:`PAIRS_KEPT` pairs it bound: a node binds
+pairs for as long as it runs, and a herald repeats a name only within its sequence window.
 
 Two clocks: emission stamps (``created_ps`` of the pair) are on the node's PC clock, which
 clock sync steers and a fault may step; expiry, and the ``created_mono_ps`` that the RuleSet
@@ -37,6 +38,12 @@ from .frames import Frame, FrameType, Outcome
 from .herald_link import HeraldEndpoint
 
 log = logging.getLogger(__name__)
+
+
+#: Pairs a binder remembers (:attr:`PairBinder.pairs`): the latest, minutes of pairs at a testbed's
+#: rates, far more than any herald can lag behind; keeping every one, a node grows with every pair
+#: for as long as it runs.
+PAIRS_KEPT = 4096
 
 
 class PairRecord(NamedTuple):
@@ -202,6 +209,8 @@ class PairBinder:
                             correction_to_phi_plus(state) if self.applies_correction else "I",
                             frame.attempt_id, em.t_ps, self.clock.now_ps())
         self.pairs[name] = record
+        if len(self.pairs) > PAIRS_KEPT:
+            del self.pairs[next(iter(self.pairs))]      # the oldest (insertion order)
         self.stats.bound += 1
         ready = PairReady(em.qubit, name, self.partner, state, self.link_name, frame.attempt_id,
                           em.t_ps, self.fidelity_estimate, em.mono_ps)

@@ -51,6 +51,7 @@ from ..addresses import QubitAddress
 from ..config.node import InstrumentKind
 from ..errors import ConfigError, QubitRoleError
 from ..events import PairReady
+from ..recent import LatencyLog
 from ..routing import LinkFigures
 from ..units import US
 from .base import Params, RunContext
@@ -116,7 +117,7 @@ class LinkRun:
     p_success: float = 0.0
     p_entangled: float = 0.0
     pairs_ready: dict[str, int] = field(default_factory=dict)
-    herald_latency_ps: list[int] = field(default_factory=list)
+    herald_latency_ps: LatencyLog = field(default_factory=LatencyLog)
     read_timer: object = None
     pump: object = None                  # midpoint_source: the EPPS station's pump schedule
     last_slot_ps: int = -(1 << 62)       # slot time of the latest attempt made at either end

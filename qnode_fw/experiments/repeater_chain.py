@@ -332,7 +332,7 @@ class RepeaterChain(Experiment):
         for name, run in self.links.links.items():
             joint = run.joint_attempts()
             heralds = run.heralds()
-            lat = np.array(run.herald_latency_ps, float)
+            lat = run.herald_latency_ps.mean_ps()
             details["links"][name] = {
                 "scheme": run.scheme, "station": run.station, "joint_attempts": joint,
                 "heralds": heralds, "false_heralds": len(run.false_heralds),
@@ -342,7 +342,7 @@ class RepeaterChain(Experiment):
                 "slot_share": run.duty, "period_us": run.params.period_ps / 1e6,
                 "pair_rate_expected_hz": self.links.expected_rate_hz(run),
                 "pairs_ready": dict(run.pairs_ready),
-                "herald_latency_us_mean": float(lat.mean() / 1e6) if lat.size else None,
+                "herald_latency_us_mean": lat / 1e6 if lat is not None else None,
                 "qubits": {k: list(v) for k, v in run.qubits.items()}}
         if self.links.transceivers:
             details["transceivers"] = {a: self.links.transceiver_report(a)

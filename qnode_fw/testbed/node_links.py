@@ -35,6 +35,7 @@ from ..config.node import InstrumentKind, LinkScheme as ConfigScheme, NodeConfig
 from ..config.testbed import TestbedConfig
 from ..errors import ConfigError, QubitRoleError
 from ..events import PairReady
+from ..recent import LatencyLog
 from ..routing import LinkFigures
 from ..units import NS, US
 
@@ -176,7 +177,7 @@ class EndLink:
     endpoint: Any                         # timing.herald_link.ZmqHeraldEndpoint
     armed: set[int] = field(default_factory=set)
     pairs_ready: int = 0
-    herald_latency_ps: list[int] = field(default_factory=list)
+    herald_latency_ps: LatencyLog = field(default_factory=LatencyLog)
 
 
 @dataclass
@@ -446,10 +447,10 @@ class NodeLinks:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, end in self.ends.items():
-            lat = np.array(end.herald_latency_ps, float)
+            lat = end.herald_latency_ps.mean_ps()
             out[name] = {"attempts": end.runtime.attempt_count, "pairs_ready": end.pairs_ready,
                          "vetoed": end.schedule.vetoed,
-                         "herald_latency_us_mean": float(lat.mean() / 1e6) if lat.size else None}
+                         "herald_latency_us_mean": lat / 1e6 if lat is not None else None}
         for name, st in self.stations.items():
             out[name] = {"heralds": st.heralds(), "reported": {o.name: n for o, n in
                                                                st.runtime.heralder.reported.items()}}

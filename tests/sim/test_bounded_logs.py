@@ -1,9 +1,10 @@
 """Per-operation logs stay bounded in a long run (issue 10's soak: node processes and the World
 server grew by megabytes a minute): a QNIC's operation log, an AWG's played bursts, a memory
-link's attempt record, a link end's attempts and a BSA station's sent heralds keep only their
-latest entries however many operations run, and the counters next to them keep the run's totals
-right (the memory link's against its closed form, η_a·η_b of attempts interfere). A whole-run
-history stays available where a test needs it, opted into by a constructor flag."""
+link's attempt record, a link end's attempts, a BSA station's sent heralds, a binder's pairs and
+the recent logs of delivered pairs and herald latencies keep only their latest entries however
+many operations run, and the counters next to them keep the run's totals right (the memory
+link's against its closed form, η_a·η_b of attempts interfere). A whole-run history stays
+available where a test needs it, opted into by a constructor flag."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import math
 import numpy as np
 
 from drivers.registry import DriverContext, InstrumentSpec, open_instrument
+from qnode_fw.addresses import PairName, QubitAddress
 from qnode_fw.clock import VirtualClock
 from qnode_fw.experiments.memory_links import LinkRun
 from qnode_fw.loop import EventLoop
+from qnode_fw.recent import LatencyLog, RecentLog
 from qnode_fw.rng import RandomStreams
 from qnode_fw.units import US
 from sim_backend.instruments.awg import PLAYED_LOG_SIZE
@@ -22,8 +25,9 @@ from sim_backend.link_schemes import SimLinkPhysics, build_sim_link
 from sim_backend.memory_link import RECORD_SIZE
 from sim_backend.qnic import OPERATION_LOG_SIZE
 from sim_backend.world import World
+from timing.binding import PAIRS_KEPT, PairBinder
 from timing.comm_qubits import CommQubitPool
-from timing.frames import Outcome
+from timing.frames import Frame, FrameType, Outcome, link_id_for
 from timing.herald_link import InProcessHeraldLink
 from timing.link_end import HISTORY_SIZE, BsaStationRuntime, LinkEndRuntime
 from timing.schedule import DemandCounter
@@ -162,3 +166,47 @@ def test_joint_attempts_are_counted_without_keeping_the_ids():
                 acted[i].add(k)
     assert run.joint_attempts() == len(acted[0] & acted[1])
     assert len(run._acted) <= 1024
+
+
+def test_binder_remembers_its_latest_pairs_and_counts_them_all():
+    loop = EventLoop(VirtualClock())
+    ready: list = []
+    binder = PairBinder("A", "A-B", link_id_for("A-B"), "B", "bsa", loop.clock,
+                        on_pair_ready=ready.append, expiry_ps=1 * US)
+    n = 3 * PAIRS_KEPT
+    for k in range(n):
+        binder.record_emission(k, QubitAddress(0, 0))
+        binder.on_herald("bsa", Frame(FrameType.HERALD, link_id_for("A-B"), 1, k, 10 * k + 1,
+                                      Outcome.PSI_PLUS))
+    assert len(ready) == binder.stats.bound == n
+    assert len(binder.pairs) == PAIRS_KEPT
+    assert next(iter(binder.pairs)) == PairName("bsa", 10 * (n - PAIRS_KEPT) + 1)
+    # a name it still remembers is refused, as before
+    binder.record_emission(n, QubitAddress(0, 0))
+    binder.on_herald("bsa", Frame(FrameType.HERALD, link_id_for("A-B"), 1, n, 10 * (n - 1) + 1,
+                                  Outcome.PSI_PLUS))
+    assert binder.stats.repeated_name == 1 and len(ready) == n
+
+
+def test_recent_log_keeps_the_latest_and_hands_a_reader_what_it_has_not_seen():
+    log: RecentLog[int] = RecentLog(100)
+    seen = 0
+    got: list[int] = []
+    for i in range(MANY):
+        log.append(i)
+        if i % 37 == 0:                        # a reader looking more often than 100 arrive
+            got += log.since(seen)
+            seen = len(log)
+    got += log.since(seen)
+    assert got == list(range(MANY)) and len(log) == MANY and log.kept == 100
+    assert list(log) == list(range(MANY - 100, MANY)) and log[-1] == MANY - 1
+    # a reader that looked too rarely gets what is still kept
+    assert log.since(MANY - 500) == list(range(MANY - 100, MANY)) and log.since(MANY) == []
+
+
+def test_latency_log_mean_is_over_the_whole_run():
+    lat = LatencyLog(10)
+    for i in range(1, MANY + 1):
+        lat.append(i)
+    assert len(lat) == MANY and lat.kept == 10
+    assert lat.mean_ps() == (MANY + 1) / 2 and LatencyLog().mean_ps() is None
