@@ -157,5 +157,7 @@ def fault_lines(faults: dict) -> list[str]:
                      f"{c['size']:+.3f} +- {c['uncertainty']:.3f} {c['unit']} (station {c['station']} "
                      f"minus {c['node']}; tolerance {c['limit']:g} {c['unit']})")
     for f in faults.get("instrument_failures", []):
-        lines.append(f"  instrument {f['instrument']} failed ({f['count']}x): {f['message']}")
+        back = (f"; back {f['recoveries']}x after {f['downtime_us'] / 1e3:.1f} ms down, "
+                f"{f['retries']} retries" if f.get("recoveries") else "")
+        lines.append(f"  instrument {f['instrument']} failed ({f['count']}x): {f['message']}{back}")
     return lines
