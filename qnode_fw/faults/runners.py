@@ -151,8 +151,19 @@ def _follow_crashes(testbed: Any, links: Any) -> None:
                 # (an at_source link's station is its receiving end, handled above)
                 _silence_station(run.station_runtime.heralder, address, dead)
 
-    testbed.on_crash.append(crashed)
-    testbed.on_restart.append(dead.discard)
+    def restarted(address: str) -> None:
+        dead.discard(address)
+        sync = links.syncs.get(address)
+        if sync is not None:
+            sync.resume()
+
+    def crashed_sync(address: str) -> None:
+        sync = links.syncs.get(address)
+        if sync is not None:
+            sync.halt()      # its clock sync dies with the process: no requests, no answers
+
+    testbed.on_crash.extend((crashed, crashed_sync))
+    testbed.on_restart.append(restarted)
 
 
 def _forget_emissions(binder: Any) -> None:

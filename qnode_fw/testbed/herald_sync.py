@@ -115,11 +115,14 @@ class _EndClient(ClockSyncClient):
 
 
 class _CountingResponder(ClockSyncResponder):
-    def __init__(self, endpoint, clock) -> None:
+    def __init__(self, endpoint, clock, alive: Callable[[], bool]) -> None:
         super().__init__(endpoint, clock)
         self.answered = 0
+        self.alive = alive
 
     def _on_request(self, peer: NodeAddress, frame: Frame) -> None:
+        if not self.alive():
+            return                  # a crashed station's process answers nothing
         self.answered += 1
         super()._on_request(peer, frame)
 
@@ -146,19 +149,19 @@ class HeraldClockSync:
         #: per link: pauses and the loop time spent paused (closed pauses)
         self.pauses: dict[str, int] = {}
         self.paused_ps: dict[str, int] = {}
+        #: False while the node's process is dead (virtual testbed crash): nothing sent or answered
+        self.alive = True
 
     def add_end(self, link: str, endpoint: Any, station: NodeAddress) -> None:
         """This node ends ``link``; ``endpoint`` is its herald endpoint, ``station`` the BSA."""
         s = self.settings
-        estimator = TwoWayEstimator(block=s.block, window=s.window,
-                                    tolerance=SyncTolerance(s.max_step_ps, s.max_drift_ppm))
         client = self.clients[link] = _EndClient(self.loop, endpoint, station, self.clock,
-                                                 interval_ps=s.interval_ps, estimator=estimator)
+                                                 interval_ps=s.interval_ps, estimator=self._estimator())
         client.on_fault.append(lambda fault, link=link: self._fault(link, fault))
 
     def add_station(self, link: str, endpoint: Any, ends: tuple[NodeAddress, ...]) -> None:
         """This node is the station of ``link``; it answers ``ends`` on ``endpoint``."""
-        self.responders[link] = _CountingResponder(endpoint, self.clock)
+        self.responders[link] = _CountingResponder(endpoint, self.clock, lambda: self.alive)
         self._hellos[link] = (endpoint, tuple(ends))
 
     def start(self) -> None:
@@ -174,6 +177,26 @@ class HeraldClockSync:
         for client in self.clients.values():
             client.stop()
         self.started = False
+
+    def _estimator(self) -> TwoWayEstimator:
+        s = self.settings
+        return TwoWayEstimator(block=s.block, window=s.window,
+                               tolerance=SyncTolerance(s.max_step_ps, s.max_drift_ppm))
+
+    def halt(self) -> None:
+        """The node's process died (a virtual-testbed crash): no requests, no answers."""
+        self.stop()
+        self.alive = False
+        self._paused.clear()
+
+    def resume(self) -> None:
+        """The node's process started again: it knows nothing of any station's clock."""
+        self.alive = True
+        for client in self.clients.values():
+            client.estimator = self._estimator()
+            client._pending.clear()
+            client._drift_bad = False
+        self.start()
 
     # -- clock faults --------------------------------------------------------------------------------
     def _fault(self, link: str, fault: ClockFault) -> None:

@@ -249,3 +249,33 @@ def test_a_bsa_station_never_reuses_a_herald_time_even_when_its_timebase_steps_b
         assert [(o, t) for n, o, t in got if n == node] == [
             (Outcome.PSI_PLUS, 5000), (Outcome.PSI_PLUS, 5001), (Outcome.PSI_PLUS, 5002),
             (Outcome.PSI_PLUS, 9000), (Outcome.FAILURE, 100)]
+
+
+def test_a_crashed_node_sends_and_answers_no_clock_sync_and_restarts_knowing_nothing():
+    """Virtual-testbed crash and restart of clock sync (HeraldClockSync.halt / resume): a dead
+    station answers nothing, so its ends' exchange counts stop; a restarted end starts a new line
+    (a new process has no estimate), and a jump seen before the crash leaves no pause behind."""
+    from qnode_fw.testbed.herald_sync import VIRTUAL_SYNC_SETTINGS, HeraldClockSync
+
+    loop = EventLoop(VirtualClock())
+    link = InProcessHeraldLink(loop, "A-bsa")
+    link.set_delay("A", "bsa", fibre_delay_ps(1.0))
+    end = HeraldClockSync("A", loop, VIRTUAL_SYNC_SETTINGS)
+    station = HeraldClockSync("bsa", loop, VIRTUAL_SYNC_SETTINGS)
+    end.add_end("A-bsa", link.endpoint("A"), "bsa")
+    station.add_station("A-bsa", link.endpoint("bsa"), ("A",))
+    station.start()
+    end.start()
+    loop.run_until(5 * MS)
+    client = end.clients["A-bsa"]
+    before = client.exchanges
+    assert before > 40 and client.estimator.samples >= 8
+    station.halt()
+    loop.run_until(10 * MS)
+    assert client.exchanges == before and station.answered() == {"A-bsa": before}
+    station.resume()
+    end.halt()
+    end.resume()
+    assert client.estimator.samples == 0 and end.paused("A-bsa") is False
+    loop.run_until(15 * MS)
+    assert client.exchanges > before + 40 and client.estimator.samples >= 8
