@@ -46,8 +46,8 @@ from . import circuits
 from . import model as m
 from .checks import check_ruleset
 from .messages import Notice, PurificationResult, RuleSetMessage, SwapResult
-from .runtime import (NAME_MEMORY_PS, Binding, HeldPair, InstalledRuleSet, PendingPurification,
-                      RecentKeys)
+from .runtime import (NAME_MEMORY_PS, Binding, HeldPair, InstalledRuleSet, PairNameWindow,
+                      PendingPurification)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class RuleSetExecutor:
         #: qubit -> when the local operations a Rule started on it end (a move, a swap, ...): the
         #: link layer must not take a communication qubit for an attempt before then
         self.busy_until_ps: dict[QubitAddress, int] = {}
-        self._assigned_names = RecentKeys(NAME_MEMORY_PS)
+        self._assigned_names = PairNameWindow(NAME_MEMORY_PS)
         self._last_name_ps = -1
         self.stats = dict.fromkeys((
             "pair_ready", "unassigned", "messages_in", "messages_out", "duplicates", "rejected",
@@ -166,9 +166,10 @@ class RuleSetExecutor:
                    if p.partner == partner)
 
     def _refuse_stale(self, name: PairName, peer: NodeAddress, msg_type: str) -> None:
-        # Names are remembered for NAME_MEMORY_PS only; anything older is refused outright, so
-        # a replay cannot slip in after its name was forgotten.
-        if name.timestamp_ps < self.loop.now_ps() - NAME_MEMORY_PS:
+        # A name is judged against newer names from its own origin (its clock, not ours): more
+        # than NAME_MEMORY_PS older is refused outright, and names are forgotten only once that
+        # old, so a replay cannot slip in after its name was forgotten (PairNameWindow).
+        if self._assigned_names.is_stale(name):
             self.stats["rejected"] += 1
             raise ProtocolError(f"stale pair name {name}: older than {NAME_MEMORY_PS // 10**12} s",
                                 peer=peer, msg_type=msg_type)
@@ -191,7 +192,7 @@ class RuleSetExecutor:
             self.qnics[ev.qubit.qnic].init(ev.qubit.index)
             return None
         inst = min(candidates, key=lambda i: len(i.pairs))
-        self._assigned_names.add(ev.name, self.loop.now_ps())
+        self._assigned_names.add(ev.name)
         self._held[ev.qubit] = inst.rs.id
         if ev.bell_state is not BellState.PHI_PLUS and self.node < ev.partner:
             fix = correction_to_phi_plus(ev.bell_state)
@@ -302,7 +303,7 @@ class RuleSetExecutor:
                 inst.pairs[old] = pair
                 raise ProtocolError(f"new pair name {msg.new_pair_name} already in use",
                                     peer=msg.sender, msg_type=msg.type)
-            self._assigned_names.add(msg.new_pair_name, now)
+            self._assigned_names.add(msg.new_pair_name)
             pair.name, pair.partner = msg.new_pair_name, msg.new_partner
             pair.fidelity = msg.fidelity_estimate
             # The new pair is as old as its oldest component: older_ps before this half's own

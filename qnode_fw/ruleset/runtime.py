@@ -104,6 +104,51 @@ class RecentKeys:
             del self._added[key]
 
 
+class PairNameWindow:
+    """Pair names remembered per origin, in the origin's own time base, for duplicate and replay
+    refusal on a node that runs for days.
+
+    A name is ``<origin, timestamp>`` and every origin stamps its names with one clock of its
+    own: a BSA station with its tagger's timebase, a swapper with its clock. Those clocks are not
+    this node's (in a lab a tagger counts from its power-on, the PC from its boot), so a name's
+    age can only be judged against newer names *from the same origin*. A name more than
+    ``horizon_ps`` older than the newest seen from its origin is stale; a name is forgotten only
+    once it is stale, so forgetting never lets a replay in. Origins come from accepted pairs
+    only (a node's configured stations and peers), so the map of origins stays small."""
+
+    def __init__(self, horizon_ps: int) -> None:
+        self.horizon_ps = horizon_ps
+        self._newest: dict[str, int] = {}
+        self._names: dict[str, OrderedDict[int, None]] = {}
+
+    def __contains__(self, name: PairName) -> bool:
+        names = self._names.get(name.origin)
+        return names is not None and name.timestamp_ps in names
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._names.values())
+
+    def is_stale(self, name: PairName) -> bool:
+        newest = self._newest.get(name.origin)
+        return newest is not None and name.timestamp_ps < newest - self.horizon_ps
+
+    def add(self, name: PairName) -> None:
+        origin, ts = name.origin, name.timestamp_ps
+        names = self._names.setdefault(origin, OrderedDict())
+        names[ts] = None
+        if ts >= self._newest.get(origin, ts):
+            self._newest[origin] = ts
+        else:
+            names.move_to_end(ts, last=False)   # arrived late: among the oldest, pruned first
+        cutoff = self._newest[origin] - self.horizon_ps
+        # Names of one origin arrive nearly in time order; an out-of-order one sits at the front.
+        while names:
+            oldest = next(iter(names))
+            if oldest >= cutoff:
+                break
+            del names[oldest]
+
+
 #: How long names and message sequence numbers are remembered, and the age beyond which a pair
 #: name is refused as stale. Heralds and swap notices arrive microseconds to milliseconds after
 #: the timestamp in their name; 10 s is three orders of magnitude of slack.

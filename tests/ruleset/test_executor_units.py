@@ -453,13 +453,33 @@ def test_pair_names_and_message_sequence_numbers_are_forgotten_after_the_horizon
 
 
 def test_a_stale_pair_name_is_refused_so_forgetting_never_lets_a_replay_in():
+    """Stale is judged against newer names from the same origin: once bsa-B has named a pair
+    NAME_MEMORY_PS after an old one, the old name (forgotten by then) is refused, as a PairReady
+    and inside a swap result."""
     from qnode_fw.ruleset.runtime import NAME_MEMORY_PS
 
     n = Node(m.Stage("s0", (DELIVER["B"], DELIVER["C"])))
-    n.loop.run_until(NAME_MEMORY_PS + 5_000_000)
+    n.pair(2, ts=NAME_MEMORY_PS + 5_000_000)          # the newest name from bsa-B
     with pytest.raises(ProtocolError, match="stale pair name"):
         n.pair(0, ts=1_000)
     fresh = n.pair(1, ts=NAME_MEMORY_PS)
     with pytest.raises(ProtocolError, match="stale pair name"):
         n.ex.on_message("B", SwapResult("rs", 10002, 1, "B", PairName("bsa-B", 1_000), 0, 0, "C",
                                         fresh, 0.9, 0))
+    n.pair(3, partner="C", ts=1_000)                  # another origin: its own time base
+
+
+def test_pair_names_in_a_time_base_far_from_this_nodes_clock_are_taken():
+    """In a lab a station names pairs with its tagger's timebase (counting from the tagger's
+    power-on), unrelated to this PC's monotonic clock: names hours behind or ahead of the node's
+    loop time are neither refused as stale nor forgotten early."""
+    from qnode_fw.ruleset.runtime import NAME_MEMORY_PS
+
+    n = Node(m.Stage("s0", (DELIVER["B"],)))
+    n.loop.run_until(3600 * NAME_MEMORY_PS // 10)      # the PC has been up for an hour
+    behind = n.pair(0, ts=5_000)                       # the tagger was switched on just now
+    with pytest.raises(ProtocolError, match="already assigned"):
+        n.pair(1, ts=5_000)                            # the same name again: refused, not forgotten
+    ahead = n.pair(2, ts=10**18)                       # a timebase far ahead of the PC
+    assert [e.name for e in n.delivered()] == [behind, ahead]
+    assert n.ex.stats["rejected"] == 0
