@@ -20,8 +20,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-#: Entries kept: minutes of delivered pairs or heralds at the rates a testbed runs.
-DEFAULT_SIZE = 4096
+#: Entries kept: tens of seconds of delivered pairs or heralds at the rates a testbed runs.
+DEFAULT_SIZE = 1024
 
 
 class RecentLog(Generic[T]):

@@ -34,7 +34,7 @@ from .quantum.registry import QubitKey
 
 #: Attempts a link's :attr:`~MemoryLink.record` keeps: the latest, to look at; the counters beside
 #: it hold the run's totals (a link resolves an attempt every few microseconds for days).
-RECORD_SIZE = 4096
+RECORD_SIZE = 1024
 
 #: The BSA station's tagger channels: one map, the timing layer's, so the simulated station wires
 #: its detectors exactly where the herald detector looks for them.

@@ -42,9 +42,9 @@ from .quantum.registry import QuantumRegistry, QubitKey
 
 _MIXED = np.eye(2, dtype=complex) / 2
 
-#: Operations the log keeps by default: the last few milliseconds of a busy QNIC, enough to look at
-#: what it just did; a node running for days would otherwise keep every operation it ever ran.
-OPERATION_LOG_SIZE = 4096
+#: Operations the log keeps by default: the latest, enough to look at what the QNIC just did; a
+#: node running for days would otherwise keep every operation it ever ran.
+OPERATION_LOG_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,8 @@ class LinkRun:
     #: attempts in which both ends acted, counted as they are made (the ends keep only their
     #: latest attempts); attempt id -> the ends (bit i: end i) that acted in it so far
     joint: int = 0
+    first_joint: int | None = None       # ids of the first and the latest joint attempt
+    last_joint: int | None = None
     _acted: dict[int, int] = field(default_factory=dict)
     #: attempts bound at either end, and those whose memories the simulator left unentangled
     bound: set[int] = field(default_factory=set)
@@ -152,6 +154,9 @@ class LinkRun:
         ends = self._acted.pop(attempt_id, 0) | (1 << index)
         if ends == 3:
             self.joint += 1
+            if self.first_joint is None:
+                self.first_joint = attempt_id
+            self.last_joint = max(attempt_id, self.last_joint or attempt_id)
         else:
             self._acted[attempt_id] = ends
             if len(self._acted) > _ACTED_KEPT:

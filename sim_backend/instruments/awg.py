@@ -16,7 +16,7 @@ from qnode_fw.errors import InstrumentError
 from .common import limits_of, world_from_context
 
 #: Bursts :attr:`SimAWG.played` keeps: the latest ones, to look at what the AWG just did.
-PLAYED_LOG_SIZE = 1024
+PLAYED_LOG_SIZE = 256
 
 
 @dataclass
