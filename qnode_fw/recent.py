@@ -20,8 +20,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-#: Entries kept: tens of seconds of delivered pairs or heralds at the rates a testbed runs.
-DEFAULT_SIZE = 1024
+#: Entries kept: seconds of delivered pairs or heralds at the rates a testbed runs, many more than
+#: arrive between two refreshes of the metrics exporter.
+DEFAULT_SIZE = 256
 
 
 class RecentLog(Generic[T]):

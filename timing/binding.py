@@ -40,10 +40,10 @@ from .herald_link import HeraldEndpoint
 log = logging.getLogger(__name__)
 
 
-#: Pairs a binder remembers (:attr:`PairBinder.pairs`): the latest, tens of seconds of pairs at a
-#: testbed's rates, far more than a herald can lag behind; keeping every one, a node grows with
-#: every pair for as long as it runs.
-PAIRS_KEPT = 1024
+#: Pairs a binder remembers (:attr:`PairBinder.pairs`): the latest, seconds of pairs at a testbed's
+#: rates, far more than a herald can lag behind; keeping every one, a node grows with every pair
+#: for as long as it runs.
+PAIRS_KEPT = 256
 
 
 class PairRecord(NamedTuple):
