@@ -34,7 +34,8 @@ from qnode_fw.cli.main import main
 from qnode_fw.errors import ConfigError
 from qnode_fw.experiments import SUMMARY_FIELDS, RunOptions, run_experiment
 from qnode_fw.records import load_run
-from qnode_fw.ruleset import model as rs_model
+
+from timer_watch import assert_nothing_held_past_its_timer
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN_TB = ROOT / "configs/testbeds/chain-3node-sim.yaml"
@@ -101,23 +102,8 @@ class TimerWatch:
         self.looked_after_crash = False
 
     def __call__(self, testbed, experiment) -> None:
-        now = testbed.now_ps()
-        slack = experiment.slice_ps
         self.looks += 1
-        for address, node in testbed.nodes.items():
-            ex = node.executor
-            if ex is None:
-                continue
-            for inst in ex.installed.values():
-                limit = max(c.limit_ps if isinstance(c, rs_model.PairAgeOver) else c.after_ps
-                            for s in inst.rs.stages for r in s.rules for c in r.conditions
-                            if isinstance(c, (rs_model.PairAgeOver, rs_model.StageTimeout)))
-                for pair in inst.pairs.values():
-                    assert now - pair.created_ps <= limit + slack, (address, pair, limit)
-        for run in experiment.links.links.values():
-            for address, end in run.ends.items():
-                for emission in end.binder._pending.values():
-                    assert emission.deadline_ps >= now - slack, (address, run.name, emission)
+        assert_nothing_held_past_its_timer(testbed, experiment)
         if testbed.crashed and self.crash_node in testbed.crashed:
             crashed = testbed.nodes[self.crash_node]
             # Dead: nothing installed, nothing held, nothing waiting for a herald.
