@@ -13,14 +13,12 @@ Oracle: the World's cross-check of which qubit each delivered half shares its st
 pairs), each node's count of qubits still held when it stops (leaked qubits), and the times the
 runner and the nodes recorded.
 
-Processes-mode runs bind the fixed ports of ``configs/``: the ``processes_lock`` fixture holds
+Processes-mode runs bind the fixed ports of ``configs/``: the ``processes_lock`` fixture (conftest.py) holds
 ``/tmp/qnode-processes.lock`` for each run, so no two such runs on this machine overlap.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from pathlib import Path
 
@@ -41,43 +39,6 @@ SURVIVORS = ("A", "bsa-AB", "bsa-BC", "C")
 #: A peer silent for 10 heartbeats (1 s) is down: short enough to see it go down before it comes
 #: back within a test's budget, long enough for a loaded machine's pauses.
 SETTINGS = ProcessSettings(missed_heartbeats=10)
-
-
-LOCK = "/tmp/qnode-processes.lock"
-
-
-def _lock_held_by_an_ancestor(f) -> bool:
-    """True when a process this one descends from holds the lock already (the whole run wrapped
-    in ``flock /tmp/qnode-processes.lock pytest ...``): taking it again through another open
-    file would wait for ever on our own parent."""
-    inode = os.fstat(f.fileno()).st_ino
-    holders = set()
-    with open("/proc/locks") as locks:
-        for line in locks:
-            parts = line.split()       # "1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> ..."
-            if len(parts) >= 6 and parts[1] == "FLOCK" and int(parts[5].rsplit(":", 1)[1]) == inode:
-                holders.add(int(parts[4]))
-    pid = os.getpid()
-    while pid > 1:
-        if pid in holders:
-            return True
-        with open(f"/proc/{pid}/stat") as stat:
-            pid = int(stat.read().rsplit(")", 1)[1].split()[1])
-    return False
-
-
-@pytest.fixture
-def processes_lock():
-    """Hold /tmp/qnode-processes.lock for one processes-mode run (fixed ports from configs/)."""
-    with open(LOCK, "a") as f:
-        if _lock_held_by_an_ancestor(f):
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def experiment(tmp_path: Path, **extra) -> Path:

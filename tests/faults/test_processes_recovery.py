@@ -18,7 +18,6 @@ import yaml
 
 from qnode_fw.records import load_run
 from qnode_fw.units import MS
-from test_processes_crash import processes_lock  # noqa: F401  (the fixture: fixed ports)
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED = ROOT / "configs/testbeds/chain-3node-processes.yaml"
@@ -32,7 +31,7 @@ IN_FLIGHT_PS = 60 * MS
 
 @pytest.mark.slow
 @pytest.mark.processes
-def test_a_station_process_reads_again_after_its_tagger_comes_back(tmp_path, processes_lock):  # noqa: F811
+def test_a_station_process_reads_again_after_its_tagger_comes_back(tmp_path, processes_lock):
     doc = yaml.safe_load(EXPERIMENT.read_text())
     doc["testbed"] = str(TESTBED)
     doc["on_instrument_failure"] = "continue"

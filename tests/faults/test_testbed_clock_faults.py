@@ -144,7 +144,8 @@ def test_a_station_clock_stepping_back_and_the_repeater_jumping_forward_bind_no_
 
 @pytest.mark.slow
 @pytest.mark.processes
-def test_processes_mode_station_clock_jump_is_detected_by_both_ends_without_wrong_pairs(tmp_path):
+def test_processes_mode_station_clock_jump_is_detected_by_both_ends_without_wrong_pairs(tmp_path,
+                                                                                      processes_lock):
     """A node process's PC clock jumps 5 ms (processes mode tolerates steps up to 1 ms: loaded
     node processes delay single exchanges by milliseconds); both ends of the link see it in their
     clock sync, the runner's summary lists it summed over the nodes, nothing is paired wrongly."""
@@ -153,7 +154,7 @@ def test_processes_mode_station_clock_jump_is_detected_by_both_ends_without_wron
     doc["faults"] = {"clocks": [{"node": "bsa-AB", "at_s": 1.5, "jump_us": 5000.0}]}
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    run = subprocess.run(["flock", "/tmp/qnode-processes.lock", sys.executable, "-m",
+    run = subprocess.run([sys.executable, "-m",
                           "qnode_fw.cli.main", "testbed", doc["testbed"], "--processes",
                           "--experiment", str(exp), "--duration", "4", "--out", str(tmp_path),
                           "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)

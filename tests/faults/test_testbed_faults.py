@@ -256,7 +256,7 @@ def test_fault_on_a_plain_testbed_run_is_refused_naming_the_option(capsys):
 
 @pytest.mark.slow
 @pytest.mark.processes
-def test_processes_mode_fault_run_has_no_wrong_pair_and_no_leaked_qubit(tmp_path):
+def test_processes_mode_fault_run_has_no_wrong_pair_and_no_leaked_qubit(tmp_path, processes_lock):
     tb = ROOT / "configs/testbeds/chain-3node-processes.yaml"
     exp = ROOT / "configs/experiments/chain3-swap-processes.yaml"
     run = subprocess.run([sys.executable, "-m", "qnode_fw.cli.main", "testbed", str(tb),
