@@ -19,6 +19,16 @@ repeaters, over heralded memory links, with the QRNA connection setup installing
    pairs is measured in X, Y or Z at both ends; the rest are released. The fidelity to Φ+ is
    ``(1 + <XX> − <YY> + <ZZ>)/4`` from the sacrificed pairs, with its stderr.
 
+An end that crashes and restarts (the virtual testbed's fault plan, :meth:`RepeaterChain.follow_crashes`):
+the application runs beside the node in the runner's process, so it dies with it by hand. At the
+crash the end's application forgets its sockets and every half it held (the crash re-initialised
+their qubits: they are neither delivered, measured nor leaked) and the other end gives back the
+halves it holds for a partner at the dead end, which can no longer come. At the restart the end
+runs a fresh application (a new :class:`~qnode_fw.app.NodeApi`; the responder listens again) and
+the initiator asks for a new connection once the old one is closed at every node, as the
+processes-mode initiator does (:mod:`qnode_fw.testbed.node_experiment`); the virtual one sees every
+node, so it asks at the first look (every ``REQUEST_AGAIN_POLL_PS``) that finds it closed.
+
 Cross-checks from the simulator's exact state (the lab has no such thing): each pair's exact
 fidelity when both halves are delivered, *wrong pairs* (halves with the same name that are not
 entangled with each other, although the heralds of both ends' link pairs did entangle their
@@ -39,6 +49,7 @@ from pydantic import Field
 
 from ..addresses import PairName
 from ..app import ConnectionEvent, DeliveredPair, NodeApi, QuantumSocket
+from ..app.socket import SocketState
 from ..bell import BellState
 from ..errors import ConfigError
 from ..ruleset import model as rs_model
@@ -51,6 +62,10 @@ from .memory_links import LinkPhysics, MemoryLinks
 #: delivered or discarded, the last attempts' qubits come back) and again after the connection is
 #: closed (the close travels the path).
 CLOSE_GRACE_PS = 5 * MS
+
+#: How often a restarted chain looks whether the old connection is closed at every node, before
+#: the initiator asks for a new one.
+REQUEST_AGAIN_POLL_PS = 1 * MS
 
 PAIR_DTYPE = np.dtype([("t_ps", "<i8"), ("origin", "U16"), ("name_ps", "<i8"),
                        ("fidelity_exact", "<f8"), ("fidelity_estimate", "<f8"),
@@ -98,6 +113,11 @@ class RepeaterChain(Experiment):
         self.closed = False
         self.gen_start_ps: int | None = None
         self.halves_given_up = 0
+        #: halves an end held when it crashed (their qubits re-initialised with it)
+        self.halves_lost_to_crashes = 0
+        self.connections: list[str] = []
+        self._requesting = False
+        self._finishing = False
 
     # -- setup --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -129,22 +149,97 @@ class RepeaterChain(Experiment):
                                   field=f"{address}.transceiver.policy", expected="priority")
         self.links.use_link_budget_for_routing()
         self.links.follow_connections()
-        self.apis[p.responder].listen(lambda sock: setattr(
-            sock, "on_event", lambda ev, s=sock: self._event(p.responder, s, ev)))
-        self.socket = self.apis[p.initiator].open(p.responder)
-        self.socket.on_event = lambda ev: self._event(p.initiator, self.socket, ev)
+        self.apis[p.responder].listen(self._accept)
+        self._request()
+
+    def _accept(self, sock: QuantumSocket) -> None:
+        responder = self.params.responder
+        sock.on_event = lambda ev, s=sock: self._event(responder, s, ev)
+
+    def _request(self) -> None:
+        """The initiator's application opens a socket to the responder and asks for pairs."""
+        p: RepeaterChainParams = self.params
+        sock = self.socket = self.apis[p.initiator].open(p.responder)
+        sock.on_event = lambda ev, s=sock: self._event(p.initiator, s, ev)
         if p.count is not None:
-            self.socket.request(count=p.count, rate_hz=p.rate_hz, min_fidelity=p.min_fidelity)
+            sock.request(count=p.count - len(self.rows), rate_hz=p.rate_hz,
+                         min_fidelity=p.min_fidelity)
         else:
             # The application closes the connection itself after draining (finish); the
             # requested duration only has to outlast the run.
-            self.socket.request(duration_s=(self.ctx.duration_ps + 4 * CLOSE_GRACE_PS) / S,
-                                rate_hz=p.rate_hz, min_fidelity=p.min_fidelity)
+            sock.request(duration_s=(self.ctx.duration_ps + 4 * CLOSE_GRACE_PS) / S,
+                         rate_hz=p.rate_hz, min_fidelity=p.min_fidelity)
+        self.connections.append(str(sock.connection))
         self.ctx.log("chain.requested", p.initiator, responder=p.responder,
-                     connection=self.socket.connection, min_fidelity=p.min_fidelity, count=p.count)
+                     connection=sock.connection, min_fidelity=p.min_fidelity, count=p.count)
+
+    # -- an end that crashes and restarts (module docstring) ---------------------------------------
+    def follow_crashes(self, testbed) -> None:
+        """Follow the crashes and restarts of ``testbed``'s nodes (a fault plan's ``nodes:``)."""
+        testbed.on_crash.append(self._end_crashed)
+        testbed.on_restart.append(self._end_restarted)
+
+    def _end_crashed(self, address: str) -> None:
+        api = self.apis.get(address)
+        if api is None:
+            return
+        node = self.ctx.testbed.nodes[address]
+        # The dead application hears nothing more: its successor registers afresh at the restart.
+        node.delivery_listeners.remove(api._on_delivery)
+        node.manager.on_outcome.remove(api._on_outcome)
+        for sock in api.sockets:
+            # Their qubits were re-initialised by the crash: forget them, give nothing back.
+            sock.held.clear()
+            if sock.state is not SocketState.CLOSED:
+                sock.state = SocketState.CLOSED
+                sock.close_reason = f"{address} crashed"
+        lost = [name for name, half in self.waiting.items() if half.node == address]
+        for name in lost:
+            del self.waiting[name]
+        self.halves_lost_to_crashes += len(lost)
+        # Every half still waiting is the other end's, and its partner was at the dead end.
+        partnerless = list(self.waiting)
+        for name in partnerless:
+            self._give_up_half(name)
+        self.ctx.log("chain.end_crashed", address, halves_lost=len(lost),
+                     halves_given_up=len(partnerless))
+
+    def _end_restarted(self, address: str) -> None:
+        p: RepeaterChainParams = self.params
+        if address not in self.apis or self._finishing:
+            return
+        api = self.apis[address] = NodeApi(self.ctx.testbed.nodes[address])
+        if address == p.responder:
+            api.listen(self._accept)
+        self.ctx.log("chain.end_restarted", address)
+        if not self._requesting:
+            self._requesting = True
+            self._request_when_closed()
+
+    def _request_when_closed(self) -> None:
+        """Ask again once the initiator runs, its socket is closed and the old connection is
+        closed at every node (a node that still has it would refuse or mix up the new one)."""
+        p: RepeaterChainParams = self.params
+        tb = self.ctx.testbed
+        if self._finishing:
+            self._requesting = False
+            return
+        old = self.socket.connection
+        still_open = (p.initiator in tb.crashed or self.socket.state is not SocketState.CLOSED
+                      or any(n.manager is not None and old in n.manager.connections
+                             and n.manager.connections[old].state != "closed"
+                             for n in tb.nodes.values()))
+        if still_open:
+            self.ctx.loop.call_later(REQUEST_AGAIN_POLL_PS, self._request_when_closed)
+            return
+        self._requesting = False
+        if p.count is None or len(self.rows) < p.count:
+            self._request()
 
     # -- pairs --------------------------------------------------------------------------------
     def _event(self, node: str, sock: QuantumSocket, ev) -> None:
+        if node in getattr(self.ctx.testbed, "crashed", ()):
+            return          # the crash closing its connections, heard by nobody
         if isinstance(ev, ConnectionEvent):
             self.connection_events.append(ev)
             self.ctx.log("connection", node, connection=ev.connection, established=ev.established,
@@ -282,6 +377,7 @@ class RepeaterChain(Experiment):
         # Drain, then close: stop the attempts, let pairs already heralded be swapped and
         # delivered (or discarded by their timers), then tear the connection down, so that few
         # swap results are still on their way to a torn-down RuleSet.
+        self._finishing = True
         self.links.stop()
         tb.loop.run_until(tb.now_ps() + CLOSE_GRACE_PS)
         self.socket.close()
@@ -301,7 +397,9 @@ class RepeaterChain(Experiment):
         start = self.gen_start_ps if self.gen_start_ps is not None else end_gen
         gen_s = max(end_gen - start, 1) / S
         details: dict = {"connection": self.socket.connection, "close_reason": self.socket.close_reason,
+                         "connections": list(self.connections),
                          "unmatched_halves": unmatched, "generation_time_s": gen_s,
+                         "halves_lost_to_crashes": self.halves_lost_to_crashes,
                          "leaked": leaked, "false_heralds": self.false_heralds,
                          # photons that met a moving or mis-set optical switch (or no link)
                          "lost_emissions": len(self.ctx.world.lost_emissions)}

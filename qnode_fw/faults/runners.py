@@ -7,7 +7,9 @@ link layer's side of a node crash, the instrument-failure policy and the run rec
   endpoints of the experiment's memory links, every instrument and QNIC keyed ``(node, name)``,
   every node's PC clock and clock sync, and :meth:`VirtualTestbed.crash` /
   :meth:`~VirtualTestbed.restart`, with the link layer of a crashed node stopped (attempts,
-  emissions waiting for a herald, station reads).
+  emissions waiting for a herald, station reads) and an experiment that has
+  ``follow_crashes(testbed)`` (the repeater chain) following the crash and restart of a node
+  that hosts its application; any other experiment's application node is refused.
 * :func:`node_fault_targets` - one node process (``qnode run --experiment``, processes mode): its
   own control link, its herald endpoints, instruments, PC clock and clock sync, ``only_node`` its
   address.
@@ -94,14 +96,17 @@ def virtual_fault_targets(plan: FaultPlan, testbed: Any, experiment: Any, stream
                           origin_ps: int) -> FaultTargets:
     """Everything of a started :class:`~qnode_fw.testbed.virtual.VirtualTestbed` (with
     ``experiment`` set up) that ``plan`` can act on."""
+    follow = getattr(experiment, "follow_crashes", None)
     for i, crash in enumerate(plan.nodes):
         node = testbed.nodes.get(crash.node)
-        if node is not None and node.delivery_listeners:
-            # The application runs in the runner's process beside the node, so it would outlive
-            # the crash holding halves whose qubits were re-initialised.
-            raise ConfigError(f"node {crash.node} hosts the experiment's application, which the "
-                              "virtual testbed cannot crash with it", field=f"faults.nodes[{i}].node",
-                              expected="a repeater or a station (or run --processes)")
+        if node is not None and node.delivery_listeners and follow is None:
+            # The application runs in the runner's process beside the node: unless the
+            # experiment makes it die and start again with the node, it would outlive the crash
+            # holding halves whose qubits were re-initialised.
+            raise ConfigError(f"node {crash.node} hosts the {experiment.kind} experiment's "
+                              "application, which cannot follow a crash in the virtual testbed",
+                              field=f"faults.nodes[{i}].node",
+                              expected="a node without the application (or run --processes)")
     links = _memory_links(experiment)
     endpoints: list[Any] = []
     syncs: list[Any] = list(links.syncs.values()) if links is not None else []
@@ -112,6 +117,8 @@ def virtual_fault_targets(plan: FaultPlan, testbed: Any, experiment: Any, stream
                 if not any(ep is e for e in endpoints):
                     endpoints.append(ep)
         _follow_crashes(testbed, links)
+    if plan.nodes and follow is not None:
+        follow(testbed)       # after the link layer's own hooks: the application's halves
     if plan.herald.active and not endpoints:
         # Said, not silently skipped: this experiment's links have no herald frames to fault.
         event(log, logging.WARNING, "faults.herald-unused",

@@ -153,14 +153,6 @@ def test_what_the_virtual_runner_cannot_inject_is_refused_before_the_run(tmp_pat
     assert not (tmp_path / "runs").exists()
 
 
-def test_crashing_a_node_that_hosts_the_application_is_refused_naming_the_field(tmp_path):
-    path = chain_experiment(tmp_path, "crash-end", duration_s=0.002,
-                            faults={"nodes": [{"node": "A", "crash_at_s": 0.001}]})
-    with pytest.raises(ConfigError) as info:
-        run_experiment(path)
-    assert info.value.field == "faults.nodes[0].node" and "application" in info.value.message
-
-
 def dead_tagger(tmp_path: Path, policy: str) -> Path:
     return chain_experiment(tmp_path, f"dead-{policy}", on_instrument_failure=policy, faults={
         "instruments": [{"node": "bsa-AB", "instrument": "tagger", "fault": "timeout",
