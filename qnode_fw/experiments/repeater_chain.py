@@ -28,6 +28,10 @@ runs a fresh application (a new :class:`~qnode_fw.app.NodeApi`; the responder li
 the initiator asks for a new connection once the old one is closed at every node, as the
 processes-mode initiator does (:mod:`qnode_fw.testbed.node_experiment`); the virtual one sees every
 node, so it asks at the first look (every ``REQUEST_AGAIN_POLL_PS``) that finds it closed.
+A repeater that restarts closes the connection through it at both ends (they hear it under a new
+boot id): the initiator asks again the same way. A node whose restart leaves the connection up (a
+BSA station: it is on no connection's path) changes nothing; the initiator stops looking after
+``REQUEST_AGAIN_WAIT_PS``.
 
 Cross-checks from the simulator's exact state (the lab has no such thing): each pair's exact
 fidelity when both halves are delivered, *wrong pairs* (halves with the same name that are not
@@ -66,6 +70,11 @@ CLOSE_GRACE_PS = 5 * MS
 #: How often a restarted chain looks whether the old connection is closed at every node, before
 #: the initiator asks for a new one.
 REQUEST_AGAIN_POLL_PS = 1 * MS
+
+#: How long after another node's restart the initiator looks for its connection to close: the
+#: ends hear a restarted peer at its first message (a heartbeat, 100 ms apart in the virtual
+#: testbed), so three heartbeat periods.
+REQUEST_AGAIN_WAIT_PS = 300 * MS
 
 PAIR_DTYPE = np.dtype([("t_ps", "<i8"), ("origin", "U16"), ("name_ps", "<i8"),
                        ("fidelity_exact", "<f8"), ("fidelity_estimate", "<f8"),
@@ -177,7 +186,15 @@ class RepeaterChain(Experiment):
     def follow_crashes(self, testbed) -> None:
         """Follow the crashes and restarts of ``testbed``'s nodes (a fault plan's ``nodes:``)."""
         testbed.on_crash.append(self._end_crashed)
-        testbed.on_restart.append(self._end_restarted)
+        testbed.on_restart.append(self._node_restarted)
+
+    def _node_restarted(self, address: str) -> None:
+        if address in self.apis:
+            self._end_restarted(address)
+        elif not self._finishing and not self._requesting:
+            # A repeater (or station) is back: if the connection closes on hearing it, ask again.
+            self._requesting = True
+            self._request_when_closed(self.ctx.now_ps() + REQUEST_AGAIN_WAIT_PS)
 
     def _end_crashed(self, address: str) -> None:
         api = self.apis.get(address)
@@ -216,9 +233,10 @@ class RepeaterChain(Experiment):
             self._requesting = True
             self._request_when_closed()
 
-    def _request_when_closed(self) -> None:
+    def _request_when_closed(self, give_up_ps: int | None = None) -> None:
         """Ask again once the initiator runs, its socket is closed and the old connection is
-        closed at every node (a node that still has it would refuse or mix up the new one)."""
+        closed at every node (a node that still has it would refuse or mix up the new one).
+        With ``give_up_ps``, stop looking then if the initiator's socket is still open."""
         p: RepeaterChainParams = self.params
         tb = self.ctx.testbed
         if self._finishing:
@@ -230,7 +248,11 @@ class RepeaterChain(Experiment):
                              and n.manager.connections[old].state != "closed"
                              for n in tb.nodes.values()))
         if still_open:
-            self.ctx.loop.call_later(REQUEST_AGAIN_POLL_PS, self._request_when_closed)
+            if (give_up_ps is not None and self.ctx.now_ps() >= give_up_ps
+                    and self.socket.state is not SocketState.CLOSED):
+                self._requesting = False            # the connection outlived the restart
+                return
+            self.ctx.loop.call_later(REQUEST_AGAIN_POLL_PS, self._request_when_closed, give_up_ps)
             return
         self._requesting = False
         if p.count is None or len(self.rows) < p.count:
