@@ -52,6 +52,7 @@ from ..config.node import InstrumentKind
 from ..errors import ConfigError, QubitRoleError
 from ..events import PairReady
 from ..recent import LatencyLog
+from ..records.tagger_tap import RecordingTagger
 from ..routing import LinkFigures
 from ..units import US
 from .base import Params, RunContext
@@ -266,8 +267,10 @@ class MemoryLinks:
             tagger.start_stream([1, 2, 3, 4, 5])
             wants_tap = self._record is not None or (self._on_station_tags is not None
                                                      and node == params.station)
-            reads[node] = (_TaggerTap(tagger, qualified[node], self._record, name,
-                                      self._on_station_tags if node == params.station else None)
+            observer = None
+            if self._on_station_tags is not None and node == params.station:
+                observer = (lambda batch, link=name, fn=self._on_station_tags: fn(link, batch))
+            reads[node] = (RecordingTagger(tagger, qualified[node], self._record, observer)
                            if wants_tap else tagger)
         herald = InProcessHeraldLink(self.loop, name)
         a, b = params.nodes
@@ -716,31 +719,6 @@ def arm_burst(armed: set[int], m: int, cycle: int, share: int) -> None:
     stale = [k for k in armed if k < (m - 1) * cycle]
     armed.difference_update(stale)
     armed.update(range(m * cycle, m * cycle + share))
-
-
-class _TaggerTap:
-    """A time tagger whose every read also goes to the run record and to an observer (``fn(link,
-    batch)``); all other calls pass through."""
-
-    def __init__(self, tagger, name: str, record, link: str,
-                 observer: Callable[[str, object], None] | None) -> None:
-        self._tagger = tagger
-        self._name = name
-        self._record = record
-        self._link = link
-        self._observer = observer
-
-    def read_stream(self):
-        batch = self._tagger.read_stream()
-        if len(batch):
-            if self._record is not None:
-                self._record.tags(self._name, batch.channels, batch.timestamps_ps)
-            if self._observer is not None:
-                self._observer(self._link, batch)
-        return batch
-
-    def __getattr__(self, item):
-        return getattr(self._tagger, item)
 
 
 def fibre_transmission(km: float, db_per_km: float) -> float:

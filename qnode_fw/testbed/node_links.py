@@ -36,6 +36,7 @@ from ..config.testbed import TestbedConfig
 from ..errors import ConfigError, QubitRoleError
 from ..events import PairReady
 from ..recent import LatencyLog
+from ..records.tagger_tap import RecordingTagger
 from ..routing import LinkFigures
 from ..units import NS, US
 
@@ -252,7 +253,7 @@ class NodeLinks:
                 endpoint.attach(self.loop)
                 tagger = node.instruments[plan.tagger.split("/", 1)[1]]
                 if record is not None:
-                    tagger = _RecordedTagger(tagger, plan.tagger, record)
+                    tagger = RecordingTagger(tagger, plan.tagger, record)
                 tagger.start_stream([1, 2, 3, 4, 5])
                 self.stations[plan.name] = StationLink(
                     plan, BsaStationRuntime(self.loop, plan.params, tagger, endpoint), endpoint)
@@ -455,24 +456,6 @@ class NodeLinks:
             out[name] = {"heralds": st.heralds(), "reported": {o.name: n for o, n in
                                                                st.runtime.heralder.reported.items()}}
         return out
-
-
-class _RecordedTagger:
-    """A station's tagger whose every read also goes to the node's run record."""
-
-    def __init__(self, tagger: Any, name: str, record: Any) -> None:
-        self._tagger = tagger
-        self._name = name
-        self._record = record
-
-    def read_stream(self):
-        batch = self._tagger.read_stream()
-        if len(batch):
-            self._record.tags(self._name, batch.channels, batch.timestamps_ps)
-        return batch
-
-    def __getattr__(self, item):
-        return getattr(self._tagger, item)
 
 
 __all__ = ["EndLink", "LinkPlan", "NodeLinks", "StationLink", "build_world_links", "plan_links",
