@@ -23,31 +23,20 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from qnode_fw.config import load_testbed
 from qnode_fw.records import load_run
 from qnode_fw.testbed.node_experiment import read_halves
 from qnode_fw.testbed.processes import ProcessesTestbed, ProcessSettings
 
+from processes_cli import EXPERIMENT, TESTBED, experiment_with
+
 pytestmark = pytest.mark.processes
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTBED = ROOT / "configs/testbeds/chain-3node-processes.yaml"
-EXPERIMENT = ROOT / "configs/experiments/chain3-swap-processes.yaml"
 SURVIVORS = ("A", "bsa-AB", "bsa-BC", "C")
 #: A peer silent for 10 heartbeats (1 s) is down: short enough to see it go down before it comes
 #: back within a test's budget, long enough for a loaded machine's pauses.
 SETTINGS = ProcessSettings(missed_heartbeats=10)
-
-
-def experiment(tmp_path: Path, **extra) -> Path:
-    doc = yaml.safe_load(EXPERIMENT.read_text())
-    doc["testbed"] = str(TESTBED)
-    doc.update(extra)
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def matched_after(run_dir: Path, t_ps: int) -> set[tuple[str, int]]:
@@ -100,12 +89,12 @@ def test_on_peer_failure_is_validated_naming_file_line_and_field(tmp_path):
     from qnode_fw.config.experiment import load_experiment
     from qnode_fw.errors import ConfigError
 
-    path = experiment(tmp_path, on_peer_failure="sometimes")
+    path = experiment_with(tmp_path, on_peer_failure="sometimes")
     with pytest.raises(ConfigError) as info:
         load_experiment(path)
     assert (info.value.file, info.value.field) == (str(path), "on_peer_failure")
     assert "on_peer_failure:" in path.read_text().splitlines()[info.value.line - 1]
-    assert load_experiment(experiment(tmp_path, on_peer_failure="continue")).config.on_peer_failure \
+    assert load_experiment(experiment_with(tmp_path, on_peer_failure="continue")).config.on_peer_failure \
         == "continue"
     assert load_experiment(EXPERIMENT).config.on_peer_failure == "stop"      # the default
 
@@ -113,7 +102,7 @@ def test_on_peer_failure_is_validated_naming_file_line_and_field(tmp_path):
 @pytest.mark.slow
 def test_a_repeater_crashes_and_restarts_and_the_chain_delivers_again_without_wrong_or_held_pairs(
         tmp_path, processes_lock):
-    exp = experiment(tmp_path, on_peer_failure="continue",
+    exp = experiment_with(tmp_path, on_peer_failure="continue",
                      faults={"nodes": [{"node": "B", "crash_at_s": 2.0, "restart_after_s": 1.6}]})
     tb, result = run_until_pairs_after_restart(tmp_path, exp, "A")
     s = result.summary
@@ -160,7 +149,7 @@ def test_a_repeater_crashes_and_restarts_and_the_chain_delivers_again_without_wr
 @pytest.mark.slow
 def test_a_chain_end_that_hosts_the_application_crashes_and_restarts_with_a_fresh_application(
         tmp_path, processes_lock):
-    exp = experiment(tmp_path, on_peer_failure="continue",
+    exp = experiment_with(tmp_path, on_peer_failure="continue",
                      faults={"nodes": [{"node": "C", "crash_at_s": 2.0, "restart_after_s": 0.3}]})
     tb, result = run_until_pairs_after_restart(tmp_path, exp, "C")
     s = result.summary
@@ -186,7 +175,7 @@ def test_a_chain_end_that_hosts_the_application_crashes_and_restarts_with_a_fres
 
 @pytest.mark.slow
 def test_under_on_peer_failure_stop_a_killed_node_ends_every_survivor_naming_it(tmp_path, processes_lock):
-    exp = experiment(tmp_path, duration_s=6.0, on_peer_failure="stop")
+    exp = experiment_with(tmp_path, duration_s=6.0, on_peer_failure="stop")
     tb = ProcessesTestbed(load_testbed(TESTBED), out_dir=tmp_path / "runs", experiment=exp,
                           settings=SETTINGS)
     try:

@@ -8,20 +8,13 @@ left held."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
 
 from qnode_fw.records import load_run
 from qnode_fw.units import MS
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTBED = ROOT / "configs/testbeds/chain-3node-processes.yaml"
-EXPERIMENT = ROOT / "configs/experiments/chain3-swap-processes.yaml"
+from processes_cli import experiment_with, run_processes_testbed
+
 FAILED_CALLS = 10
 #: 1 + 2 + 4 + 8 + 16 + 32 + 64 + 100 + 100 ms between the first failed read and the one that works
 OUTAGE_PS = 327 * MS
@@ -32,20 +25,10 @@ IN_FLIGHT_PS = 60 * MS
 @pytest.mark.slow
 @pytest.mark.processes
 def test_a_station_process_reads_again_after_its_tagger_comes_back(tmp_path, processes_lock):
-    doc = yaml.safe_load(EXPERIMENT.read_text())
-    doc["testbed"] = str(TESTBED)
-    doc["on_instrument_failure"] = "continue"
-    doc["faults"] = {"instruments": [{"node": "bsa-AB", "instrument": "tagger", "fault": "timeout",
-                                      "at_s": 3.0, "count": FAILED_CALLS}]}
-    exp = tmp_path / "exp.yaml"
-    exp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    run = subprocess.run([sys.executable, "-m", "qnode_fw.cli.main", "testbed", str(TESTBED),
-                          "--processes", "--experiment", str(exp), "--duration", "7",
-                          "--out", str(tmp_path), "--json"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert summary["wrong_pairs"] == 0 and summary["leaked_qubits"] == 0
+    exp = experiment_with(tmp_path, on_instrument_failure="continue", faults={"instruments": [
+        {"node": "bsa-AB", "instrument": "tagger", "fault": "timeout", "at_s": 3.0,
+         "count": FAILED_CALLS}]})
+    summary = run_processes_testbed(tmp_path, exp, 7)
     record = load_run(summary["run_dir"])
     [failure] = record.summary["instrument_failures"]
     assert failure["instrument"] == "bsa-AB/tagger" and failure["count"] == 1

@@ -18,9 +18,6 @@ clock mid-run, and the run must show:
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +27,7 @@ import yaml
 from qnode_fw.experiments import RunOptions, run_experiment
 from qnode_fw.records import load_run
 
+from processes_cli import experiment_with, run_processes_testbed
 from timer_watch import assert_nothing_held_past_its_timer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,18 +147,9 @@ def test_processes_mode_station_clock_jump_is_detected_by_both_ends_without_wron
     """A node process's PC clock jumps 5 ms (processes mode tolerates steps up to 1 ms: loaded
     node processes delay single exchanges by milliseconds); both ends of the link see it in their
     clock sync, the runner's summary lists it summed over the nodes, nothing is paired wrongly."""
-    doc = yaml.safe_load((ROOT / "configs/experiments/chain3-swap-processes.yaml").read_text())
-    doc["testbed"] = str(ROOT / "configs/testbeds/chain-3node-processes.yaml")
-    doc["faults"] = {"clocks": [{"node": "bsa-AB", "at_s": 1.5, "jump_us": 5000.0}]}
-    exp = tmp_path / "exp.yaml"
-    exp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    run = subprocess.run([sys.executable, "-m",
-                          "qnode_fw.cli.main", "testbed", doc["testbed"], "--processes",
-                          "--experiment", str(exp), "--duration", "4", "--out", str(tmp_path),
-                          "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert summary["wrong_pairs"] == 0 and summary["leaked_qubits"] == 0
+    exp = experiment_with(tmp_path, faults={"clocks": [{"node": "bsa-AB", "at_s": 1.5,
+                                                          "jump_us": 5000.0}]})
+    summary = run_processes_testbed(tmp_path, exp, 4)
     assert summary["pairs_delivered"] > 0
     record = load_run(summary["run_dir"])
     faults = record.summary["faults"]

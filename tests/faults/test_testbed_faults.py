@@ -35,6 +35,7 @@ from qnode_fw.errors import ConfigError
 from qnode_fw.experiments import SUMMARY_FIELDS, RunOptions, run_experiment
 from qnode_fw.records import load_run
 
+from processes_cli import EXPERIMENT as EXPERIMENT_PROCESSES, run_processes_testbed
 from timer_watch import assert_nothing_held_past_its_timer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,15 +260,8 @@ def test_fault_on_a_plain_testbed_run_is_refused_naming_the_option(capsys):
 @pytest.mark.slow
 @pytest.mark.processes
 def test_processes_mode_fault_run_has_no_wrong_pair_and_no_leaked_qubit(tmp_path, processes_lock):
-    tb = ROOT / "configs/testbeds/chain-3node-processes.yaml"
-    exp = ROOT / "configs/experiments/chain3-swap-processes.yaml"
-    run = subprocess.run([sys.executable, "-m", "qnode_fw.cli.main", "testbed", str(tb),
-                          "--processes", "--experiment", str(exp), "--duration", "4",
-                          "--fault", "drop=0.05,dup=0.01,reorder=0.01", "--out", str(tmp_path),
-                          "--json"], capture_output=True, text=True, timeout=240, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-3000:]
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert summary["wrong_pairs"] == 0 and summary["leaked_qubits"] == 0
+    summary = run_processes_testbed(tmp_path, EXPERIMENT_PROCESSES, 4,
+                                    "--fault", "drop=0.05,dup=0.01,reorder=0.01", timeout_s=240)
     assert summary["pairs_delivered"] > 0
     record = load_run(summary["run_dir"])
     faults = record.summary["faults"]
