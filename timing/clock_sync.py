@@ -43,6 +43,7 @@ from qnode_fw.addresses import NodeAddress
 from qnode_fw.clock import Clock
 from qnode_fw.logs import event
 from qnode_fw.loop import EventLoop, TimerHandle
+from qnode_fw.units import US
 
 from .frames import Frame, FrameType
 from .herald_link import HeraldEndpoint
@@ -142,6 +143,12 @@ class ClockFault:
     value: float
     limit: float
     uncertainty: float = 0.0
+
+    def scaled(self) -> tuple[float, float, float, str]:
+        """``(value, uncertainty, limit, unit)`` in the units a person reads: us for a jump,
+        ppm for a drift."""
+        scale, unit = (US, "us") if self.kind == "jump" else (1.0, "ppm")
+        return self.value / scale, self.uncertainty / scale, self.limit / scale, unit
 
     def __str__(self) -> str:
         unit = "ps" if self.kind == "jump" else "ppm"
@@ -286,6 +293,13 @@ class ClockSyncClient:
 
     def start(self) -> None:
         self._timer = self.loop.call_later(0, self._tick)
+
+    def reset(self, estimator: TwoWayEstimator) -> None:
+        """Forget everything learned of the station's clock (the node's process started again):
+        a fresh estimator, no exchange outstanding, no drift fault standing."""
+        self.estimator = estimator
+        self._pending.clear()
+        self._drift_bad = False
 
     def stop(self) -> None:
         if self._timer is not None:

@@ -20,8 +20,6 @@ from typing import Any
 from timing.clock_sync import ClockFault as SyncClockFault
 from timing.clock_sync import SimulatedClock
 
-from ..units import US
-
 from ..errors import ConfigError
 from .plan import ClockFault
 
@@ -63,9 +61,9 @@ class DetectedClockFault:
 
     @classmethod
     def of(cls, t_ps: int, link: str, fault: SyncClockFault) -> "DetectedClockFault":
-        unit, scale = ("us", US) if fault.kind == "jump" else ("ppm", 1.0)
-        return cls(int(t_ps), fault.node, link, fault.station, fault.kind, fault.value / scale,
-                   unit, fault.uncertainty / scale, fault.limit / scale)
+        size, uncertainty, limit, unit = fault.scaled()
+        return cls(int(t_ps), fault.node, link, fault.station, fault.kind, size, unit,
+                   uncertainty, limit)
 
     def to_dict(self) -> dict[str, Any]:
         return {"t_ps": self.t_ps, "node": self.node, "link": self.link, "station": self.station,

@@ -193,9 +193,7 @@ class HeraldClockSync:
         """The node's process started again: it knows nothing of any station's clock."""
         self.alive = True
         for client in self.clients.values():
-            client.estimator = self._estimator()
-            client._pending.clear()
-            client._drift_bad = False
+            client.reset(self._estimator())
         self.start()
 
     # -- clock faults --------------------------------------------------------------------------------
@@ -204,10 +202,10 @@ class HeraldClockSync:
         if pause and link not in self._paused:
             self._paused[link] = self.loop.now_ps()
             self.pauses[link] = self.pauses.get(link, 0) + 1
-        unit, scale = ("us", US) if fault.kind == "jump" else ("ppm", 1.0)
+        size, uncertainty, _limit, unit = fault.scaled()
         event(log, logging.WARNING, "clock.fault", node=self.node, link=link, station=fault.station,
-              kind=fault.kind, size=round(fault.value / scale, 6), unit=unit,
-              uncertainty=round(fault.uncertainty / scale, 6), paused=pause)
+              kind=fault.kind, size=round(size, 6), unit=unit, uncertainty=round(uncertainty, 6),
+              paused=pause)
         for handler in list(self.on_fault):
             handler(link, fault)
 
