@@ -144,7 +144,8 @@ def _memory_links(experiment: Any) -> Any:
 def _follow_crashes(testbed: Any, links: Any) -> None:
     """A crashed node's link layer dies with it: no more attempts (its connections are gone, so
     is its demand), its emissions waiting for a herald are forgotten, a station reads nothing
-    (its tagger's buffer is lost). A restarted node attempts again once a connection asks."""
+    (its tagger's buffer is lost), its clock sync stops. A restarted node attempts again once a
+    connection asks, and syncs afresh."""
     dead: set[str] = set()
 
     def crashed(address: str) -> None:
@@ -157,6 +158,9 @@ def _follow_crashes(testbed: Any, links: Any) -> None:
             if run.station == address and run.station_runtime is not None:
                 # (an at_source link's station is its receiving end, handled above)
                 _silence_station(run.station_runtime.heralder, address, dead)
+        sync = links.syncs.get(address)
+        if sync is not None:
+            sync.halt()      # its clock sync dies with the process: no requests, no answers
 
     def restarted(address: str) -> None:
         dead.discard(address)
@@ -164,12 +168,7 @@ def _follow_crashes(testbed: Any, links: Any) -> None:
         if sync is not None:
             sync.resume()
 
-    def crashed_sync(address: str) -> None:
-        sync = links.syncs.get(address)
-        if sync is not None:
-            sync.halt()      # its clock sync dies with the process: no requests, no answers
-
-    testbed.on_crash.extend((crashed, crashed_sync))
+    testbed.on_crash.append(crashed)
     testbed.on_restart.append(restarted)
 
 

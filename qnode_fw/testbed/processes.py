@@ -238,8 +238,6 @@ class ProcessesTestbed:
         self.argv: dict[str, list[str]] = {}
         #: Processes that a planned crash killed, oldest first (``self.nodes`` holds the latest).
         self.crashed: list[tuple[str, _Process]] = []
-        #: Nodes a planned crash has killed and that are not (yet) started again.
-        self.down: set[str] = set()
         #: The crashes and restarts the runner injected: {t_ps (testbed time), kind, target, detail}.
         self.injected: list[dict[str, Any]] = []
         self._due: list[tuple[float, str, str]] = []     # (monotonic s, "crash"/"restart", node)
@@ -388,6 +386,12 @@ class ProcessesTestbed:
     def alive(self) -> list[str]:
         return [a for a, p in self.nodes.items() if p.poll() is None]
 
+    @property
+    def down(self) -> set[str]:
+        """Nodes a planned crash has killed and that are not (yet) started again: their latest
+        process is one the runner killed."""
+        return {a for a, p in self.crashed if self.nodes[a] is p}
+
     def ended_unplanned(self) -> list[str]:
         """Nodes whose process ended by itself or by a kill the fault plan did not make."""
         return [a for a, p in self.nodes.items() if a not in self.down and p.poll() is not None]
@@ -428,7 +432,6 @@ class ProcessesTestbed:
         proc = self.nodes[address]
         if address in self.down or proc.poll() is not None:
             return
-        self.down.add(address)
         proc.signal(signal.SIGKILL)
         proc.wait(5.0)
         self._injected("crash", address, f"process {proc.pid} killed (SIGKILL)")
@@ -445,7 +448,6 @@ class ProcessesTestbed:
         n = sum(1 for a, _ in self.crashed if a == address)
         proc = _Process(f"{address}.restart{n}", self.argv[address], self.logs)
         self.nodes[address] = proc
-        self.down.discard(address)
         self._injected("restart", address, f"process {proc.pid} started with empty state")
         self._event("process.started", node=address, pid=proc.pid, restart=n)
 
