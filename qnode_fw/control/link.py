@@ -143,6 +143,12 @@ class ControlLink(ABC):
     def is_up(self, peer: NodeAddress) -> bool:
         return self._known(peer, "status").status.up
 
+    def peer_boot(self, peer: NodeAddress) -> int | None:
+        """The boot id ``peer`` last spoke under (None before it spoke): a later one means the
+        peer's process started again."""
+        p = self._peers.get(peer)
+        return None if p is None else p.peer_boot
+
     def unacked(self, peer: NodeAddress) -> int:
         return len(self._known(peer, "unacked").unacked)
 

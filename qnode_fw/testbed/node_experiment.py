@@ -229,7 +229,7 @@ class RepeaterChainNode(NodeRole):
         if self._finishing:
             return
         peer = status.peer
-        boot = getattr(self.node.control._peers.get(peer), "peer_boot", None)
+        boot = self.node.control.peer_boot(peer)
         if status.up:
             if peer in self._peers_up:
                 return
